@@ -1,0 +1,320 @@
+"""Cut train / validate / test crops from SEM frames, split by source frame.
+
+    python aug_img.py source 1000 -p 224 -t 10 -r 20 -n example
+    python aug_img.py source 1920 -p 224 --crops 1280,320,320 -n paper    # the paper's counts
+
+`source/<class>/` holds the frames of one class. Per class, the frames are shuffled with the seed
+and split: `-t` percent go to test, `-r` percent of the rest to validate, the others to train.
+The `size` crops of a class are divided between the splits in the same proportions (or as
+`--crops train,validate,test` says), and each split's crops are cut only from its own frames, so
+no frame feeds two splits. The instrument's data bar is cut off every frame before cropping.
+
+Output: data/<name>/{train,validate,test}/<class>/*.tif (lossless, the source pixels; gray frames
+stay one channel), data/<name>/manifest.csv (one row per crop) and data/<name>/arguments.json.
+The dataset is built in a hidden folder and renamed into place when complete.
+"""
+import argparse
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from frames import UnreadableImage, detect_bar, image_size, is_image_name, read_image, save_crop
+from fileio import DATA_ROOT, fail, run_main, write_csv_atomic, write_json_atomic
+
+SPLITS = ('train', 'validate', 'test')
+MANIFEST_COLUMNS = ['split', 'class', 'source', 'x', 'y', 'width', 'height', 'bar', 'file']
+
+
+def get_args_parser():
+    p = argparse.ArgumentParser(description='Cut train/validate/test crops from SEM frames, '
+                                            'split by source frame.')
+    p.add_argument('path', help='folder of class folders (e.g. source)', type=str)
+    p.add_argument('size', help='crops per class, all splits together', type=int)
+    p.add_argument('-p', '--pixel', default='half',
+                   help="crop side in pixels; 'half' = half the frame's width and height "
+                        "(default); 'full' = the whole frame without its data bar, one per frame")
+    p.add_argument('-t', '--test', type=int, default=10, help='percent of frames for test')
+    p.add_argument('-r', '--ratio', type=int, default=20,
+                   help='percent of the remaining frames for validation')
+    p.add_argument('-n', '--name', default=None, help='dataset name (default size{size}_pixel{p})')
+    p.add_argument('--seed', type=int, default=1345879)
+    p.add_argument('-v', '--verbose', action='store_true', help='print per-class details')
+    p.add_argument('--crops', default=None, metavar='TRAIN,VALIDATE,TEST',
+                   help='explicit crops per class for each split, e.g. 1280,320,320')
+    p.add_argument('--bar', type=int, default=None,
+                   help='rows of data bar to cut (default: detected per frame; 0 keeps all)')
+    p.add_argument('--format', choices=('tif', 'png'), default='tif',
+                   help='crop file format, both lossless (tif is faster to write)')
+    p.add_argument('--workers', type=int, default=os.cpu_count() or 1)
+    p.add_argument('--force', action='store_true', help='replace an existing dataset folder')
+    return p
+
+
+def parse_pixel(value):
+    """'half', 'full' or a positive integer side length."""
+    text = str(value).strip().lower()
+    if text in ('half', 'full'):
+        return text
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    fail(f"-p/--pixel {value!r}: give a crop side in pixels (e.g. 224), 'half' or 'full'")
+
+
+def check_args(args):
+    """Validate the command line; exit with one line on the first problem."""
+    args.pixel = parse_pixel(args.pixel)
+    if not os.path.isdir(args.path):
+        fail(f'{args.path}: no such folder; give the folder that holds one sub-folder per class')
+    if not 0 < args.test < 100 or not 0 < args.ratio < 100 or args.test + args.ratio >= 100:
+        fail(f'-t {args.test} -r {args.ratio}: each must be between 1 and 99 and together '
+             'under 100, so that train, validate and test all get frames')
+    if args.size <= 0:
+        fail(f'size {args.size}: give a positive number of crops per class')
+    if args.bar is not None and args.bar < 0:
+        fail(f'--bar {args.bar}: give a number of rows, 0 or more')
+    if args.workers < 1:
+        fail(f'--workers {args.workers}: give 1 or more')
+    if args.name is None:
+        args.name = f'size{args.size}_pixel{args.pixel}'
+    if (args.name in ('', '.', '..') or args.name.startswith('.') or '/' in args.name
+            or '\\' in args.name or os.path.isabs(args.name)):
+        fail(f'-n {args.name!r}: a dataset name is one plain folder name inside {DATA_ROOT}/ '
+             '(no slashes, not starting with a dot)')
+    args.split_crops = crop_counts(args)
+
+
+def crop_counts(args):
+    """Crops per class for (train, validate, test)."""
+    if args.crops is not None:
+        parts = args.crops.split(',')
+        if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+            fail(f'--crops {args.crops!r}: give three positive counts, train,validate,test '
+                 '(e.g. 1280,320,320)')
+        return tuple(int(p) for p in parts)
+    test = round(args.size * args.test / 100)
+    validate = round((args.size - test) * args.ratio / 100)
+    counts = (args.size - test - validate, validate, test)
+    if min(counts) < 1:
+        fail(f'size {args.size}: too few crops to give train, validate and test at least one '
+             f'each with -t {args.test} -r {args.ratio} (got {counts}); use a larger size')
+    return counts
+
+
+def split_frames(frames, test_pct, val_pct, rng):
+    """Shuffle the frames of one class and cut them into (train, validate, test) lists."""
+    order = [frames[i] for i in rng.permutation(len(frames))]
+    n_test = max(1, round(len(order) * test_pct / 100))
+    n_val = max(1, round((len(order) - n_test) * val_pct / 100))
+    test, validate, train = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
+    return train, validate, test
+
+
+def list_classes(path, verbose):
+    """{class: [usable frame paths]}; unusable files are reported and left out."""
+    classes = sorted(d for d in os.listdir(path)
+                     if os.path.isdir(os.path.join(path, d)) and not d.startswith('.'))
+    if len(classes) < 2:
+        fail(f'{path}: found {len(classes)} class folder(s); a classifier needs at least 2 '
+             '(one sub-folder of frames per class)')
+    frames, skipped = {}, Counter()
+    for cls in classes:
+        usable = []
+        for name in sorted(os.listdir(os.path.join(path, cls))):
+            file = os.path.join(path, cls, name)
+            if not os.path.isfile(file):
+                continue
+            if not is_image_name(name):
+                skipped[cls] += 1
+                continue
+            try:
+                image_size(file)
+            except UnreadableImage as e:
+                print(f'warning: skipping {file}: {e}', file=sys.stderr)
+                continue
+            usable.append(file)
+        frames[cls] = usable
+    if verbose:
+        for cls in classes:
+            print(f'{cls}: {len(frames[cls])} frames, {skipped[cls]} non-image files skipped')
+    return frames
+
+
+def check_frame_sizes(frames, pixel):
+    """A fixed crop side must fit in every frame (the bar is checked once decoded)."""
+    if not isinstance(pixel, int):
+        return
+    for cls, files in frames.items():
+        for file in files:
+            w, h = image_size(file)
+            if w < pixel or h < pixel:
+                fail(f'class {cls}: {file} is {w}x{h} pixels, smaller than the {pixel}-pixel '
+                     'crop; use a smaller -p or remove the frame')
+
+
+def plan_tasks(frames, args):
+    """One task per frame: which split it feeds and how many crops to cut from it."""
+    tasks = []
+    for class_index, (cls, files) in enumerate(sorted(frames.items())):
+        needed = 3
+        if len(files) < needed:
+            fail(f'class {cls}: {len(files)} usable frame(s); at least {needed} are needed so '
+                 'that train, validate and test each get one (add frames or drop the class)')
+        rng = np.random.default_rng([args.seed, class_index])
+        for split, split_files, count in zip(SPLITS, split_frames(files, args.test, args.ratio, rng),
+                                             args.split_crops):
+            per_frame = share_out(count, len(split_files), args.pixel)
+            for frame_index, (file, n) in enumerate(zip(split_files, per_frame)):
+                tasks.append(dict(file=file, cls=cls, split=split, n=n, tag='',
+                                  seed=[args.seed, class_index, SPLITS.index(split), frame_index]))
+    return tasks
+
+
+def share_out(count, n_frames, pixel):
+    """Crops per frame: one each for 'full', otherwise count spread as evenly as possible."""
+    if pixel == 'full':
+        return [1] * n_frames
+    return [count // n_frames + (i < count % n_frames) for i in range(n_frames)]
+
+
+def cut_frame(task, pixel, bar, out_dir, fmt):
+    """Decode one frame once and write its crops. Returns (manifest rows, bar rows, problem)."""
+    try:
+        pixels = read_image(task['file'])
+    except UnreadableImage as e:
+        return [], None, ('skip', f"skipping {task['file']}: {e}")
+    bar_rows = detect_bar(pixels) if bar is None else min(bar, pixels.shape[0])
+    pixels = pixels[:pixels.shape[0] - bar_rows]
+    height, width = pixels.shape[:2]
+    if pixel == 'half':
+        cw, ch = width // 2, height // 2
+    elif pixel == 'full':
+        cw, ch = width, height
+    else:
+        cw = ch = pixel
+    if cw < 1 or ch < 1 or cw > width or ch > height:
+        return [], bar_rows, ('fatal', f"class {task['cls']}: {task['file']} is {width}x{height} "
+                              f'pixels without its {bar_rows}-row data bar, too small for a '
+                              f'{cw}x{ch} crop; use a smaller -p or remove the frame')
+    rng = np.random.default_rng(task['seed'])
+    stem = os.path.splitext(os.path.basename(task['file']))[0]
+    rows = []
+    for i in range(task['n']):
+        x = int(rng.integers(0, width - cw + 1))
+        y = int(rng.integers(0, height - ch + 1))
+        rel = os.path.join(task['split'], task['cls'], f"{stem}_{task['tag']}{i:04d}_x{x}_y{y}.{fmt}")
+        save_crop(os.path.join(out_dir, rel), pixels[y:y + ch, x:x + cw], fmt)
+        rows.append([task['split'], task['cls'], task['file'], x, y, cw, ch, bar_rows, rel])
+    return rows, bar_rows, None
+
+
+def _cut_frame_star(job):
+    return job[0], cut_frame(*job)
+
+
+def run_tasks(tasks, args, out_dir):
+    """Cut all frames on all cores; crops of a frame that fails to decode go to its split-mates."""
+    rows, bars, round_no = [], {}, 0
+    with multiprocessing.Pool(min(args.workers, max(1, len(tasks)))) as pool:
+        while tasks:
+            jobs = [(t, args.pixel, args.bar, out_dir, args.format) for t in tasks]
+            failed = []
+            results = pool.imap_unordered(_cut_frame_star, jobs, chunksize=1)
+            for task, (frame_rows, bar_rows, problem) in tqdm(
+                    results, total=len(jobs), desc='frames', unit='frame', leave=False):
+                if problem and problem[0] == 'fatal':
+                    pool.terminate()
+                    fail(problem[1])
+                if problem:
+                    print(f'warning: {problem[1]}', file=sys.stderr)
+                    failed.append(task)
+                    continue
+                rows.extend(frame_rows)
+                bars[task['file']] = bar_rows
+            round_no += 1
+            tasks = reassign(failed, tasks, bars, round_no, args.pixel == 'full')
+    return rows, bars
+
+
+def reassign(failed, tasks, good, round_no, one_per_frame):
+    """New tasks that cut the crops of undecodable frames from the decodable ones of each split.
+
+    With one crop per frame ('full') a lost frame is simply lost: a second copy of another frame
+    would add nothing.
+    """
+    new = []
+    for bad in failed:
+        mates = [t for t in tasks if t['cls'] == bad['cls'] and t['split'] == bad['split']
+                 and t['file'] in good]
+        if not mates:
+            fail(f"class {bad['cls']}: no readable frame left for the {bad['split']} split; "
+                 'replace the unreadable frames or add more')
+        if one_per_frame:
+            continue
+        for mate, n in zip(mates, share_out(bad['n'], len(mates), None)):
+            if n:
+                new.append(dict(mate, n=n, tag=f'r{round_no}_', seed=mate['seed'] + [round_no]))
+    return new
+
+
+def main(args):
+    check_args(args)
+    final_dir = os.path.join(DATA_ROOT, args.name)
+    if os.path.exists(final_dir) and not args.force:
+        fail(f'{final_dir} already exists; choose another -n name or add --force to replace it')
+    frames = list_classes(args.path, args.verbose)
+    check_frame_sizes(frames, args.pixel)
+    tasks = plan_tasks(frames, args)
+
+    os.makedirs(DATA_ROOT, exist_ok=True)
+    work_dir = tempfile.mkdtemp(prefix=f'.{args.name}.', dir=DATA_ROOT)
+    try:
+        for split in SPLITS:
+            for cls in frames:
+                os.makedirs(os.path.join(work_dir, split, cls))
+        rows, bars = run_tasks(tasks, args, work_dir)
+        manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values(['split', 'class', 'file'])
+        write_csv_atomic(manifest, os.path.join(work_dir, 'manifest.csv'))
+        settings = {k: v for k, v in vars(args).items() if k != 'split_crops'}
+        settings['crops_per_class'] = dict(zip(SPLITS, args.split_crops))
+        write_json_atomic(settings, os.path.join(work_dir, 'arguments.json'))
+        install(work_dir, final_dir)
+    except BaseException:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise
+    report(manifest, bars, final_dir, args.verbose)
+
+
+def install(work_dir, final_dir):
+    """Rename the finished dataset into place; an old one (with --force) is removed after."""
+    old = None
+    if os.path.exists(final_dir):
+        old = tempfile.mkdtemp(prefix='.replaced.', dir=DATA_ROOT)
+        os.replace(final_dir, os.path.join(old, 'dataset'))
+    os.replace(work_dir, final_dir)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def report(manifest, bars, final_dir, verbose):
+    counts = manifest.groupby(['split']).size().to_dict()
+    frames = manifest.groupby('split')['source'].nunique().to_dict()
+    print(f'{final_dir}: ' + ', '.join(f'{s} {counts.get(s, 0)} crops from {frames.get(s, 0)} '
+                                       f'frames' for s in SPLITS))
+    bar_counts = Counter(bars.values())
+    print('data bar rows cut: ' + ', '.join(f'{b} rows on {n} frames'
+                                            for b, n in sorted(bar_counts.items())))
+    if verbose:
+        per_class = manifest.groupby(['class', 'split']).size().unstack(fill_value=0)
+        print(per_class[list(SPLITS)].to_string())
+
+
+if __name__ == '__main__':
+    run_main(main, get_args_parser().parse_args())
