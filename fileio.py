@@ -52,9 +52,9 @@ def atomic_path(path):
             os.remove(tmp)
 
 
-def write_csv_atomic(frame, path, **kwargs):
+def write_csv_atomic(frame, path, index=False):
     with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, **kwargs)
+        frame.to_csv(tmp, index=index)
 
 
 def write_json_atomic(obj, path):

@@ -1,0 +1,144 @@
+"""Named training configurations: config[dataset][version], merged over gen_default(dataset).
+
+`python train.py` and `python test.py` without arguments run `dataset_name` / `version` below.
+Choose others on the command line, and change single keys without editing this file:
+
+    python train.py --dataset example --version paper
+    python train.py --set epochs=5 --set lr=1e-3
+
+To train on a new dataset (data/<name>/ from aug_img.py), add an entry `'<name>': {...}` to
+`config` with the versions you want, e.g. `'mydata': {'default': gen_default('mydata'), 'cpu':
+CPU}`. A version lists only what differs from the default.
+"""
+import os
+
+from fileio import DATA_ROOT, fail
+
+dataset_name = 'example'
+version = 'cpu'
+
+
+def gen_default(dataset, **changes):
+    """The full set of keys with their defaults (the paper's settings); every key is listed here."""
+    default = {
+        'data_dir': os.path.join(DATA_ROOT, dataset),
+        'model': 'efficientnet_b7',     # any torchvision classification model name
+        'pretrained': True,             # ImageNet weights from torchvision
+        'weights_file': '',             # or a local file of those weights (offline machines)
+        'input_size': 224,              # crops are resized to input_size x input_size
+        'batch_size': 4,
+        'epochs': 40,
+        'optimizer': 'adam',            # adam, adamw, sgd
+        'lr': 3.5446559318532957e-4,
+        'weight_decay': 0.0,
+        'momentum': 0.9,                # sgd only
+        'scheduler': 'none',            # none, cosine
+        'loss': 'cross_entropy',        # cross_entropy
+        'label_smoothing': 0.0,
+        'normalize': False,             # mean/std of the training split, kept in the checkpoint
+        'augment': False,               # random flips and 90-degree turns of training crops
+        'num_workers': -1,              # data-loading processes; -1 = one per core, at most 8
+        'eval_batch_size': 64,
+        'seed': 42,
+        'device': 'auto',               # auto (GPU when there is one), cpu, cuda, cuda:1, mps
+    }
+    default.update(changes)
+    return default
+
+
+# The original paper: ImageNet-pretrained EfficientNet-B7, Adam, batch 4, 40 epochs, 224 px.
+PAPER = {'model': 'efficientnet_b7', 'pretrained': True, 'optimizer': 'adam',
+         'lr': 3.5446559318532957e-4, 'batch_size': 4, 'epochs': 40, 'loss': 'cross_entropy',
+         'input_size': 224, 'normalize': False, 'augment': False}
+
+# A few minutes on a 2-core laptop CPU: small network from scratch, half-size input.
+CPU = {'model': 'resnet18', 'pretrained': False, 'input_size': 112, 'batch_size': 32,
+       'epochs': 3, 'optimizer': 'adamw', 'lr': 1e-3, 'weight_decay': 0.05,
+       'scheduler': 'cosine', 'normalize': True, 'augment': True}
+
+config = {
+    'example': {'default': gen_default('example'), 'paper': PAPER, 'cpu': CPU},
+    'paper_split': {'default': gen_default('paper_split'), 'paper': PAPER, 'cpu': CPU},
+    'demo': {'default': gen_default('demo'), 'cpu': CPU},
+}
+
+
+def get_config(dataset, version):
+    """The default of `dataset` updated by `version`, with 'name' = '<dataset>_<version>'."""
+    if dataset not in config:
+        fail(f"unknown dataset {dataset!r}; config.py defines {', '.join(sorted(config))} "
+             "(add an entry to `config` in config.py)")
+    versions = config[dataset]
+    if version not in versions:
+        fail(f"unknown version {version!r} for dataset {dataset!r}; config.py defines "
+             f"{', '.join(sorted(versions))}")
+    merged = dict(versions['default'])
+    unknown = sorted(set(versions[version]) - set(merged))
+    if unknown:
+        fail(f"config.py: version {version!r} of {dataset!r} sets unknown key(s) "
+             f"{', '.join(unknown)}; known keys: {', '.join(sorted(merged))}")
+    merged.update(versions[version])
+    merged['name'] = f'{dataset}_{version}'
+    return merged
+
+
+def parse_value(key, text, default):
+    """`text` converted to the type of `default`, or a clear error."""
+    kind = type(default)
+    if kind is bool:
+        lowered = text.strip().lower()
+        if lowered in ('true', '1', 'yes', 'on'):
+            return True
+        if lowered in ('false', '0', 'no', 'off'):
+            return False
+    else:
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    fail(f'--set {key}={text}: {key} takes a {kind.__name__} (default {default!r})')
+
+
+def apply_overrides(cfg, assignments):
+    """Apply '--set key=value' strings, each type-checked against the value it replaces."""
+    cfg = dict(cfg)
+    for item in assignments or []:
+        key, sep, text = item.partition('=')
+        key = key.strip()
+        if not sep:
+            fail(f'--set {item}: write key=value, e.g. --set epochs=5')
+        if key not in cfg or key == 'name':
+            fail(f"--set {item}: unknown key {key!r}; known keys: "
+                 f"{', '.join(sorted(k for k in cfg if k != 'name'))}")
+        cfg[key] = parse_value(key, text, cfg[key])
+    return cfg
+
+
+def check_values(cfg):
+    """Values of the right type can still make no sense; say which."""
+    limits = {'batch_size': 1, 'eval_batch_size': 1, 'epochs': 1, 'input_size': 16,
+              'num_workers': -1, 'seed': 0}
+    for key, low in limits.items():
+        if cfg[key] < low:
+            fail(f'{key}={cfg[key]}: must be at least {low}')
+    if not cfg['lr'] > 0:
+        fail(f"lr={cfg['lr']}: must be positive")
+    if not 0 <= cfg['label_smoothing'] < 1:
+        fail(f"label_smoothing={cfg['label_smoothing']}: must be in [0, 1)")
+    if cfg['weight_decay'] < 0:
+        fail(f"weight_decay={cfg['weight_decay']}: must be 0 or more")
+
+
+def add_config_arguments(parser):
+    parser.add_argument('--dataset', default=dataset_name, help=f'default {dataset_name}')
+    parser.add_argument('--version', default=version, help=f'default {version}')
+    parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                        help='override one config key (repeatable), type-checked')
+    return parser
+
+
+def config_from_args(args):
+    cfg = apply_overrides(get_config(args.dataset, args.version), args.set)
+    check_values(cfg)
+    cfg['dataset'], cfg['version'] = args.dataset, args.version
+    return cfg

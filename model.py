@@ -1,0 +1,92 @@
+"""The network: a torchvision classifier by name, with the input handling it needs.
+
+SEMClassifier takes crops as they come from dataset.py (1-channel gray or 3-channel, values in
+[0, 1]), makes them 3-channel and normalises them with statistics of the training split. Those
+statistics are buffers of the module, so they are saved in, and restored from, the checkpoint.
+"""
+import os
+import urllib.error
+
+import torch
+import torchvision
+from torch import nn
+
+from fileio import fail
+
+
+class SEMClassifier(nn.Module):
+    def __init__(self, net, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)):
+        super().__init__()
+        self.net = net
+        self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, x):
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)   # gray stays 1-channel until here
+        return self.net((x - self.mean) / self.std)
+
+
+def classification_models():
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def _replace_head(net, num_classes):
+    """Swap the last Linear layer (ImageNet's 1000 classes) for one with num_classes outputs."""
+    last = None
+    for name, module in net.named_modules():
+        if isinstance(module, nn.Linear):
+            last = name
+    parent_name, _, attr = last.rpartition('.')
+    parent = net.get_submodule(parent_name) if parent_name else net
+    old = getattr(parent, attr)
+    setattr(parent, attr, nn.Linear(old.in_features, num_classes, bias=old.bias is not None))
+
+
+def _imagenet_state(name, weights_file):
+    """ImageNet weights for `name`: from weights_file, or torchvision's cache / download."""
+    if weights_file:
+        if not os.path.isfile(weights_file):
+            fail(f'weights_file={weights_file}: no such file; give the path of the downloaded '
+                 f'ImageNet weights of {name}, or --set pretrained=false')
+        try:
+            return torch.load(weights_file, map_location='cpu', weights_only=True)
+        except Exception as e:   # any unpickling problem means: not a plain weights file
+            fail(f'weights_file={weights_file}: not a torch weights file ({type(e).__name__}); '
+                 'give the .pth file torchvision downloads')
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    try:
+        return weights.get_state_dict(progress=True, check_hash=True)
+    except (urllib.error.URLError, OSError, RuntimeError) as e:
+        cache = os.path.join(torch.hub.get_dir(), 'checkpoints')
+        fail(f'cannot get the ImageNet weights of {name} ({e}). Either download them once on '
+             f"a connected machine (python -c \"import torchvision; torchvision.models."
+             f"get_model('{name}', weights='DEFAULT')\") and copy {os.path.basename(weights.url)} "
+             f'to {cache}; or --set weights_file=PATH to that file; or --set pretrained=false '
+             'to train from scratch')
+
+
+def build_model(cfg, num_classes, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), pretrained=None):
+    """SEMClassifier around torchvision's `cfg['model']`.
+
+    pretrained=None follows cfg['pretrained']; pass False when weights will be loaded from a
+    checkpoint anyway (resume, test), so that nothing is downloaded for nothing.
+    """
+    name = cfg['model']
+    if name not in classification_models():
+        fail(f"model={name}: not a torchvision classification model; choose one of "
+             f"{', '.join(classification_models())}")
+    if pretrained is None:
+        pretrained = cfg['pretrained']
+    if pretrained:
+        net = torchvision.models.get_model(name)
+        state = _imagenet_state(name, cfg['weights_file'])
+        try:
+            net.load_state_dict(state)
+        except (RuntimeError, TypeError, AttributeError) as e:
+            fail(f"weights_file={cfg['weights_file']}: does not fit model {name} "
+                 f'({str(e).splitlines()[0]})')
+        _replace_head(net, num_classes)
+    else:
+        net = torchvision.models.get_model(name, num_classes=num_classes)
+    return SEMClassifier(net, mean, std)

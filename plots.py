@@ -1,0 +1,45 @@
+"""Figures as PNG files: learning curves and confusion matrices."""
+import matplotlib
+
+matplotlib.use('Agg')   # files only; no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from fileio import save_figure_atomic  # noqa: E402
+
+
+def learning_curve(history, path):
+    """Loss and accuracy per epoch, train and validation, from train.py's history rows."""
+    epochs = [h['epoch'] for h in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for split, style in (('train', '-o'), ('val', '-s')):
+        ax_loss.plot(epochs, [h[f'{split}_loss'] for h in history], style, label=split, ms=3)
+        ax_acc.plot(epochs, [100 * h[f'{split}_acc'] for h in history], style, label=split, ms=3)
+    ax_loss.set(xlabel='epoch', ylabel='cross-entropy loss', title='Loss')
+    ax_acc.set(xlabel='epoch', ylabel='accuracy (%)', title='Accuracy')
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    save_figure_atomic(fig, path)
+    plt.close(fig)
+
+
+def confusion_matrix_png(matrix, classes, path, title='Confusion matrix'):
+    """Counts with row-normalised colour, true class down, predicted class across."""
+    matrix = np.asarray(matrix)
+    share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    size = max(4.0, 0.6 * len(classes) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(share, cmap='Blues', vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label='share of true class')
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha='right')
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set(xlabel='predicted', ylabel='true', title=title)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, str(matrix[i, j]), ha='center', va='center', fontsize=8,
+                    color='white' if share[i, j] > 0.5 else 'black')
+    save_figure_atomic(fig, path)
+    plt.close(fig)

@@ -1,0 +1,139 @@
+"""Shared helpers of train.py and test.py: loss and optimizer factories, seeding, devices, data
+loaders, prediction, and checkpoints.
+
+loss_fn / optimize_fn / schedule_fn are the extension points: add a branch to support another
+loss, optimizer or schedule, and its name becomes valid in config.py.
+"""
+import os
+import random
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from dataset import collate
+from fileio import atomic_path, fail
+
+LOSSES = ('cross_entropy',)
+OPTIMIZERS = ('adam', 'adamw', 'sgd')
+SCHEDULERS = ('none', 'cosine')
+
+
+def loss_fn(config):
+    if config['loss'] == 'cross_entropy':
+        return torch.nn.CrossEntropyLoss(label_smoothing=config['label_smoothing'])
+    fail(f"loss={config['loss']}: not supported; choose one of {', '.join(LOSSES)}")
+
+
+def optimize_fn(config, params):
+    name, lr, wd = config['optimizer'].lower(), config['lr'], config['weight_decay']
+    if name == 'adam':
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if name == 'adamw':
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    if name == 'sgd':
+        return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=config['momentum'],
+                               nesterov=config['momentum'] > 0)
+    fail(f"optimizer={config['optimizer']}: not supported; choose one of {', '.join(OPTIMIZERS)}")
+
+
+def schedule_fn(config, optimizer):
+    """Learning-rate schedule, stepped once per epoch."""
+    if config['scheduler'] == 'none':
+        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    if config['scheduler'] == 'cosine':
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config['epochs'])
+    fail(f"scheduler={config['scheduler']}: not supported; choose one of {', '.join(SCHEDULERS)}")
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(name):
+    if name == 'auto':
+        if torch.cuda.is_available():
+            return torch.device('cuda')
+        if getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available():
+            return torch.device('mps')
+        return torch.device('cpu')
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        fail(f'device={name}: not a device name; use auto, cpu, cuda, cuda:N or mps')
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        fail(f'device={name}: this machine has no CUDA GPU; use --set device=cpu or auto')
+    return device
+
+
+def worker_count(config):
+    if config['num_workers'] >= 0:
+        return config['num_workers']
+    return min(8, len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
+               else os.cpu_count() or 1)
+
+
+def make_loader(dataset, config, train, device):
+    """Batches of `dataset`. Workers are started per epoch (not persistent) so that each epoch's
+    shuffling and augmentation follow from seed_epoch() alone: a resumed run repeats them."""
+    return DataLoader(dataset, batch_size=config['batch_size'] if train else config['eval_batch_size'],
+                      shuffle=train, num_workers=worker_count(config), collate_fn=collate,
+                      pin_memory=device.type == 'cuda', generator=torch.Generator())
+
+
+def seed_epoch(loader, seed, epoch):
+    """Shuffling and augmentation of one epoch depend only on (seed, epoch)."""
+    loader.generator.manual_seed(seed * 100003 + epoch)
+    torch.manual_seed(seed * 100003 + epoch)
+
+
+def channel_stats(dataset, limit=2000):
+    """Per-channel mean and std of (up to `limit`, evenly spaced) training crops, as 3-vectors."""
+    step = max(1, len(dataset) // limit)
+    total = torch.zeros(3, dtype=torch.float64)
+    squares = torch.zeros(3, dtype=torch.float64)
+    count = 0
+    for i in range(0, len(dataset), step):
+        x = dataset[i][0].double()
+        x = x.expand(3, -1, -1).reshape(3, -1)
+        total += x.sum(1)
+        squares += (x * x).sum(1)
+        count += x.shape[1]
+    mean = total / count
+    std = (squares / count - mean * mean).clamp_min(1e-12).sqrt()
+    return mean.tolist(), std.tolist()
+
+
+@torch.no_grad()
+def predict(model, loader, device, desc='predict'):
+    """Logits, labels and names of every item of `loader`, in order."""
+    model.eval()
+    logits, labels, names = [], [], []
+    for x, y, batch_names in tqdm(loader, desc=desc, leave=False, unit='batch'):
+        logits.append(model(x.to(device, non_blocking=True)).float().cpu())
+        labels.append(y)
+        names += batch_names
+    return torch.cat(logits), torch.cat(labels), names
+
+
+def save_checkpoint(state, path):
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path):
+    """A checkpoint written by train.py, loaded with weights_only=True (no pickled code runs)."""
+    if not os.path.isfile(path):
+        fail(f'{path}: no checkpoint; train first (python train.py with the same --dataset and '
+             '--version)')
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:   # torch raises several types for foreign or unsafe files
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        fail(f'{path}: not a checkpoint this pipeline can load safely ({reason[:200]})')
+    if not isinstance(state, dict) or not {'model', 'classes', 'config'} <= set(state):
+        fail(f'{path}: not a checkpoint written by train.py (missing model/classes/config)')
+    return state
