@@ -79,8 +79,12 @@ def worker_count(config):
 def make_loader(dataset, config, train, device):
     """Batches of `dataset`. Workers are started per epoch (not persistent) so that each epoch's
     shuffling and augmentation follow from seed_epoch() alone: a resumed run repeats them."""
-    return DataLoader(dataset, batch_size=config['batch_size'] if train else config['eval_batch_size'],
-                      shuffle=train, num_workers=worker_count(config), collate_fn=collate,
+    batch_size = config['batch_size'] if train else config['eval_batch_size']
+    # Training drops the incomplete last batch (a batch of one breaks BatchNorm); shuffling
+    # changes which crops those are in every epoch.
+    return DataLoader(dataset, batch_size=batch_size, shuffle=train,
+                      drop_last=train and len(dataset) >= batch_size,
+                      num_workers=worker_count(config), collate_fn=collate,
                       pin_memory=device.type == 'cuda', generator=torch.Generator())
 
 

@@ -1,0 +1,92 @@
+"""Synthetic SEM-like frames for the demo and the tests. NOT real microscopy.
+
+    python synthetic_sem.py demo_source                 # 3 classes x 12 frames, 640 x 480
+    python synthetic_sem.py demo_source --classes 4 --frames 20 --width 1280 --height 960
+
+Each frame shows rounded secondary particles (bright rims, as secondary-electron images of NCM
+cathode powder look) on a dark background, with a black data bar of text at the bottom, like the
+instrument's. The classes differ in particle size and in surface cracks, so a small CNN can learn
+them in a few minutes; the numbers it reaches say nothing about real SEM data.
+"""
+import argparse
+import os
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+# (mean particle radius as a share of the frame width, crack lines per particle)
+CLASS_STYLES = {'synthA': (0.030, 0), 'synthB': (0.045, 0), 'synthC': (0.030, 3),
+                'synthD': (0.045, 3)}
+
+
+def particle_layer(rng, width, height, radius, cracks):
+    """Float image in [0, 1] of overlapping shaded spheres."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    image = rng.normal(0.12, 0.03, (height, width)).astype(np.float32)
+    count = int(0.9 * width * height / (np.pi * radius ** 2))
+    for _ in range(count):
+        r = max(2.0, rng.normal(radius, radius * 0.25))
+        cx, cy = rng.uniform(0, width), rng.uniform(0, height)
+        x0, x1 = int(max(0, cx - r)), int(min(width, cx + r + 1))
+        y0, y1 = int(max(0, cy - r)), int(min(height, cy + r + 1))
+        if x0 >= x1 or y0 >= y1:
+            continue
+        d = np.hypot(xx[y0:y1, x0:x1] - cx, yy[y0:y1, x0:x1] - cy) / r
+        inside = d < 1
+        # secondary-electron contrast: bright rim, textured face
+        shade = 0.35 + 0.45 * d ** 3 + rng.normal(0, 0.06, d.shape)
+        patch = image[y0:y1, x0:x1]
+        patch[inside] = shade[inside]
+        for _ in range(cracks):
+            angle = rng.uniform(0, np.pi)
+            offset = rng.uniform(-0.5, 0.5)
+            line = np.abs((xx[y0:y1, x0:x1] - cx) * np.sin(angle)
+                          - (yy[y0:y1, x0:x1] - cy) * np.cos(angle) - offset * r) < 0.8
+            patch[inside & line] = 0.08
+    return np.clip(image, 0, 1)
+
+
+def make_frame(rng, style, width=640, height=480, bar=32, label='SYNTHETIC'):
+    """uint8 gray frame (height x width) whose bottom `bar` rows are a black data bar."""
+    radius, cracks = style
+    pixels = np.empty((height, width), np.uint8)
+    specimen = particle_layer(rng, width, height - bar, radius * width, cracks)
+    pixels[:height - bar] = (specimen * 255).astype(np.uint8)
+    pixels[height - bar:] = 0
+    frame = Image.fromarray(pixels)
+    if bar >= 10:
+        ImageDraw.Draw(frame).text((8, height - bar + (bar - 10) // 2),
+                                   f'{label}  20 kV  x500  2026.11.26', fill=255)
+    return np.asarray(frame)
+
+
+def write_source(folder, classes=3, frames=12, width=640, height=480, bar=32, seed=0):
+    """Write folder/<class>/frame_NNN.png for the first `classes` styles; return the class names."""
+    names = list(CLASS_STYLES)[:classes]
+    rng = np.random.default_rng(seed)
+    for name in names:
+        os.makedirs(os.path.join(folder, name), exist_ok=True)
+        for i in range(frames):
+            pixels = make_frame(rng, CLASS_STYLES[name], width, height, bar)
+            Image.fromarray(pixels).save(os.path.join(folder, name, f'frame_{i:03d}.png'))
+    return names
+
+
+def main():
+    p = argparse.ArgumentParser(description='Write synthetic SEM-like frames (not real data).')
+    p.add_argument('folder')
+    p.add_argument('--classes', type=int, default=3, choices=range(2, len(CLASS_STYLES) + 1))
+    p.add_argument('--frames', type=int, default=12, help='frames per class (at least 3)')
+    p.add_argument('--width', type=int, default=640)
+    p.add_argument('--height', type=int, default=480)
+    p.add_argument('--bar', type=int, default=32, help='rows of data bar at the bottom')
+    p.add_argument('--seed', type=int, default=0)
+    args = p.parse_args()
+    names = write_source(args.folder, args.classes, args.frames, args.width, args.height,
+                         args.bar, args.seed)
+    print(f'{args.folder}: {len(names)} synthetic classes ({", ".join(names)}), '
+          f'{args.frames} frames each, {args.width}x{args.height} with a {args.bar}-row bar')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,180 @@
+"""aug_img.py: split by frame, no data bar in any crop, lossless and reproducible crops, and a
+clear message for every kind of bad input."""
+import hashlib
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from conftest import assert_clean_error, run
+from frames import read_image
+
+
+def manifest_of(cwd, name):
+    return pd.read_csv(cwd / 'data' / name / 'manifest.csv')
+
+
+def test_frames_never_feed_two_splits(source, tmp_path):
+    run('aug_img.py', 'source', 90, '-p', 32, '-n', 'ds', cwd=tmp_path)
+    m = manifest_of(tmp_path, 'ds')
+    splits_per_frame = m.groupby('source')['split'].nunique()
+    assert (splits_per_frame == 1).all()
+    # every class has frames in all three splits, and every usable frame is used
+    assert (m.groupby('class')['split'].nunique() == 3).all()
+    assert m['source'].nunique() == 18
+
+
+def test_crop_counts_follow_t_and_r(source, tmp_path):
+    run('aug_img.py', 'source', 100, '-p', 32, '-t', 10, '-r', 20, '-n', 'ds', cwd=tmp_path)
+    counts = manifest_of(tmp_path, 'ds').groupby(['class', 'split']).size().unstack()
+    # test = 10 % of 100, validate = 20 % of the remaining 90, train = the rest
+    assert (counts['test'] == 10).all() and (counts['validate'] == 18).all()
+    assert (counts['train'] == 72).all()
+
+
+def test_explicit_crop_counts(source, tmp_path):
+    run('aug_img.py', 'source', 1, '-p', 32, '--crops', '12,5,4', '-n', 'ds', cwd=tmp_path)
+    counts = manifest_of(tmp_path, 'ds').groupby(['class', 'split']).size().unstack()
+    assert (counts['train'] == 12).all() and (counts['validate'] == 5).all()
+    assert (counts['test'] == 4).all()
+    for split, n in (('train', 12), ('validate', 5), ('test', 4)):
+        assert len(os.listdir(tmp_path / 'data' / 'ds' / split / 'synthA')) == n
+
+
+def test_crops_are_lossless_and_never_hold_a_bar_row(source, tmp_path):
+    run('aug_img.py', 'source', 60, '-p', 40, '-n', 'ds', cwd=tmp_path)
+    m = manifest_of(tmp_path, 'ds')
+    assert (m['bar'] == 16).all()
+    assert (m['y'] + m['height'] <= 120 - 16).all()
+    for row in m.sample(20, random_state=0).itertuples():
+        frame = read_image(os.path.join(tmp_path, row.source))
+        crop = read_image(str(tmp_path / 'data' / 'ds' / row.file))
+        assert crop.dtype == np.uint8 and crop.ndim == 2       # gray stays one channel
+        np.testing.assert_array_equal(crop, frame[row.y:row.y + 40, row.x:row.x + 40])
+
+
+def test_half_and_full_crop_sizes(source, tmp_path):
+    run('aug_img.py', 'source', 30, '-n', 'half', cwd=tmp_path)    # -p half is the default
+    m = manifest_of(tmp_path, 'half')
+    assert set(m['width']) == {80} and set(m['height']) == {(120 - 16) // 2}
+    run('aug_img.py', 'source', 30, '-p', 'full', '-n', 'full', cwd=tmp_path)
+    m = manifest_of(tmp_path, 'full')
+    assert len(m) == 18 and set(m['height']) == {104} and (m['y'] == 0).all()
+
+
+def test_bar_override(source, tmp_path):
+    run('aug_img.py', 'source', 30, '-p', 'full', '--bar', 0, '-n', 'keep', cwd=tmp_path)
+    assert set(manifest_of(tmp_path, 'keep')['height']) == {120}
+    run('aug_img.py', 'source', 30, '-p', 'full', '--bar', 30, '-n', 'cut', cwd=tmp_path)
+    assert set(manifest_of(tmp_path, 'cut')['height']) == {90}
+
+
+def test_same_seed_same_dataset_file_for_file(source, tmp_path):
+    def digest(name):
+        root = tmp_path / 'data' / name
+        files = sorted(p for p in root.rglob('*.tif'))
+        return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+    run('aug_img.py', 'source', 45, '-p', 32, '-n', 'a', cwd=tmp_path)
+    run('aug_img.py', 'source', 45, '-p', 32, '-n', 'b', '--workers', 1, cwd=tmp_path)
+    run('aug_img.py', 'source', 45, '-p', 32, '-n', 'c', '--seed', 7, cwd=tmp_path)
+    assert digest('a') == digest('b')
+    assert digest('a') != digest('c')
+    assert manifest_of(tmp_path, 'a').equals(manifest_of(tmp_path, 'b'))
+
+
+def test_default_name_and_arguments_file(source, tmp_path):
+    run('aug_img.py', 'source', 30, '-p', 32, cwd=tmp_path)
+    saved = json.loads((tmp_path / 'data' / 'size30_pixel32' / 'arguments.json').read_text())
+    assert saved['size'] == 30 and saved['pixel'] == 32 and saved['seed'] == 1345879
+    assert saved['crops_per_class'] == {'train': 22, 'validate': 5, 'test': 3}
+
+
+def test_image_formats_and_clutter(tmp_path):
+    """8/16-bit, gray/RGB/RGBA/palette, any extension case; sidecars and bad files skipped."""
+    rng = np.random.default_rng(0)
+    src = tmp_path / 'source'
+    kinds = {
+        'gray16': lambda a: Image.fromarray(a.astype(np.uint16) * 257),
+        'rgba': lambda a: Image.fromarray(np.dstack([a, a // 2, a, np.full_like(a, 200)]), 'RGBA'),
+        'palette': lambda a: Image.fromarray(a).convert('P'),
+    }
+    exts = {'gray16': '.TIF', 'rgba': '.Png', 'palette': '.png'}
+    for cls, make in kinds.items():
+        (src / cls).mkdir(parents=True)
+        for i in range(4):
+            a = rng.integers(40, 255, (60, 70), dtype=np.uint8)
+            make(a).save(src / cls / f'frame {i} é{exts[cls]}')
+        (src / cls / f'frame 0 é{exts[cls]}.txt').write_text('sidecar metadata')
+        (src / cls / 'data').write_bytes(b'\x00')
+    (src / 'palette' / 'empty.jpg').write_bytes(b'')
+    (src / 'palette' / 'notes.JPG').write_text('not an image')
+    proc = run('aug_img.py', 'source', 30, '-p', 24, '-n', 'ds', '-v', cwd=tmp_path)
+    assert 'empty.jpg' in proc.stderr and 'notes.JPG' in proc.stderr
+    assert 'Traceback' not in proc.stderr
+    m = manifest_of(tmp_path, 'ds')
+    assert m.groupby('class').size().to_dict() == {'gray16': 30, 'palette': 30, 'rgba': 30}
+    by_class = {cls: read_image(str(tmp_path / 'data' / 'ds' / m[m['class'] == cls].iloc[0]['file']))
+                for cls in kinds}
+    assert by_class['gray16'].dtype == np.uint16 and by_class['gray16'].ndim == 2
+    assert by_class['rgba'].shape == (24, 24, 3)             # alpha dropped, colour kept
+    assert by_class['palette'].dtype == np.uint8
+
+
+def test_truncated_frame_is_skipped_and_its_crops_go_elsewhere(source, tmp_path):
+    bad = source / 'synthB' / 'frame_000.png'
+    bad.write_bytes(bad.read_bytes()[:400])      # header fine, pixel data cut off
+    proc = run('aug_img.py', 'source', 60, '-p', 32, '-n', 'ds', cwd=tmp_path)
+    assert 'frame_000.png' in proc.stderr
+    m = manifest_of(tmp_path, 'ds')
+    assert not m['source'].str.endswith('synthB/frame_000.png').any()
+    assert (m.groupby('class').size() == 60).all()
+
+
+@pytest.mark.parametrize('args, words', [
+    (['missing', 10], ['missing', 'no such folder']),
+    (['source', 0], ['size 0']),
+    (['source', -5], ['size -5']),
+    (['source', 10, '-t', 50, '-r', 50], ['-t 50 -r 50']),
+    (['source', 10, '-n', '../x'], ['../x']),
+    (['source', 10, '-n', '/tmp/x'], ['/tmp/x']),
+    (['source', 10, '-p', 'big'], ['big']),
+    (['source', 10, '-p', 500], ['500', 'smaller than']),
+    (['source', 10, '--crops', '5,5'], ['--crops']),
+])
+def test_bad_arguments_get_one_clear_line(source, tmp_path, args, words):
+    proc = run('aug_img.py', *args, cwd=tmp_path, check=False)
+    assert_clean_error(proc, *words)
+    assert not (tmp_path / 'data').exists() or not any(
+        p for p in (tmp_path / 'data').iterdir() if not p.name.startswith('.'))
+    assert not (tmp_path / 'x').exists()
+
+
+def test_too_few_frames_names_the_class(source, tmp_path):
+    for f in sorted((source / 'synthC').iterdir())[2:]:
+        f.unlink()
+    proc = run('aug_img.py', 'source', 30, '-p', 32, cwd=tmp_path, check=False)
+    assert_clean_error(proc, 'synthC', '2 usable frame')
+
+
+def test_one_class_only_is_refused(tmp_path):
+    from synthetic_sem import write_source
+    write_source(str(tmp_path / 'source'), classes=2, frames=3, width=80, height=60, bar=8)
+    (tmp_path / 'source' / 'synthB').rename(tmp_path / 'elsewhere')
+    assert_clean_error(run('aug_img.py', 'source', 30, '-p', 16, cwd=tmp_path, check=False),
+                       'at least 2')
+
+
+def test_existing_dataset_needs_force(source, tmp_path):
+    run('aug_img.py', 'source', 30, '-p', 32, '-n', 'ds', cwd=tmp_path)
+    before = manifest_of(tmp_path, 'ds')
+    assert_clean_error(run('aug_img.py', 'source', 60, '-p', 32, '-n', 'ds', cwd=tmp_path,
+                           check=False), 'already exists', '--force')
+    assert manifest_of(tmp_path, 'ds').equals(before)
+    run('aug_img.py', 'source', 60, '-p', 32, '-n', 'ds', '--force', cwd=tmp_path)
+    assert len(manifest_of(tmp_path, 'ds')) == 180
+    leftovers = [p.name for p in (tmp_path / 'data').iterdir() if p.name != 'ds']
+    assert leftovers == []

@@ -1,0 +1,72 @@
+"""config.py: named versions, type-checked overrides, and errors that list what exists."""
+import argparse
+
+import pytest
+
+import config
+from config import add_config_arguments, apply_overrides, config_from_args, get_config
+from fileio import UserError
+
+
+def test_paper_version_is_the_original_recipe():
+    cfg = get_config('example', 'paper')
+    assert cfg['name'] == 'example_paper'
+    assert (cfg['model'], cfg['pretrained'], cfg['optimizer'], cfg['batch_size'],
+            cfg['epochs'], cfg['loss'], cfg['input_size']) == (
+        'efficientnet_b7', True, 'adam', 4, 40, 'cross_entropy', 224)
+    assert cfg['lr'] == pytest.approx(3.5e-4, rel=0.02)
+
+
+def test_version_overrides_only_what_it_names():
+    cfg = get_config('example', 'cpu')
+    assert cfg['model'] == 'resnet18' and cfg['pretrained'] is False
+    assert cfg['seed'] == config.gen_default('example')['seed']
+    assert cfg['data_dir'].endswith('example')
+
+
+@pytest.mark.parametrize('dataset, version, words', [
+    ('nope', 'cpu', ['nope', 'example']),
+    ('example', 'v9', ['v9', 'cpu', 'paper']),
+])
+def test_unknown_dataset_or_version_lists_what_exists(dataset, version, words):
+    with pytest.raises(UserError) as e:
+        get_config(dataset, version)
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_version_with_unknown_key_is_refused(monkeypatch):
+    monkeypatch.setitem(config.config['example'], 'typo', {'learning_rate': 1.0})
+    with pytest.raises(UserError, match='learning_rate'):
+        get_config('example', 'typo')
+
+
+def test_overrides_are_type_checked():
+    cfg = get_config('example', 'cpu')
+    out = apply_overrides(cfg, ['epochs=7', 'lr=0.01', 'pretrained=true', 'model=resnet50',
+                                'augment=0'])
+    assert out['epochs'] == 7 and out['lr'] == 0.01 and out['pretrained'] is True
+    assert out['model'] == 'resnet50' and out['augment'] is False
+    assert cfg['epochs'] == 3     # the original is not modified
+
+
+@pytest.mark.parametrize('item, words', [
+    ('epochs=ten', ['epochs', 'int']),
+    ('lr=fast', ['lr', 'float']),
+    ('pretrained=maybe', ['pretrained', 'bool']),
+    ('learning_rate=1', ['learning_rate', 'known keys', 'lr']),
+    ('epochs', ['key=value']),
+])
+def test_bad_overrides_name_the_key(item, words):
+    with pytest.raises(UserError) as e:
+        apply_overrides(get_config('example', 'cpu'), [item])
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_values_that_make_no_sense_are_refused():
+    parser = add_config_arguments(argparse.ArgumentParser())
+    with pytest.raises(UserError, match='batch_size'):
+        config_from_args(parser.parse_args(['--set', 'batch_size=0']))
+    with pytest.raises(UserError, match='lr'):
+        config_from_args(parser.parse_args(['--set', 'lr=-1']))

@@ -1,0 +1,140 @@
+"""train.py and test.py on tiny data on the CPU: outputs, resume, checkpoints, clear errors."""
+import os
+import shutil
+import urllib.error
+
+import pandas as pd
+import pytest
+import torch
+import torchvision
+
+from conftest import REAL_SEM, TINY, assert_clean_error, run
+from fileio import UserError
+from model import build_model
+from utils import load_checkpoint
+
+RUN = os.path.join('runs', 'example', 'cpu')
+
+
+def test_one_epoch_run_writes_its_outputs(trained):
+    run_dir = trained / RUN
+    history = pd.read_csv(run_dir / 'history.csv')
+    assert list(history['epoch']) == [1]
+    assert {'train_loss', 'train_acc', 'val_loss', 'val_acc', 'lr', 'seconds',
+            'data_seconds'} <= set(history.columns)
+    for name in ('best.pt', 'last.pt', 'config.json'):
+        assert (run_dir / name).stat().st_size > 0
+    assert (run_dir / 'learning_curve.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    state = load_checkpoint(str(run_dir / 'best.pt'))
+    assert state['classes'] == ['synthA', 'synthB', 'synthC']
+    assert state['config']['model'] == 'resnet18'
+    assert not [p for p in run_dir.iterdir() if '.tmp' in p.name]
+
+
+def test_test_script_writes_one_row_per_test_crop(trained):
+    proc = run('test.py', *TINY, cwd=trained)
+    assert 'precision' in proc.stdout and 'accuracy' in proc.stdout
+    run_dir = trained / RUN
+    table = pd.read_csv(run_dir / 'predictions.csv')
+    manifest = pd.read_csv(trained / 'data' / 'example' / 'manifest.csv')
+    assert len(table) == (manifest['split'] == 'test').sum()
+    assert list(table.columns) == ['Image Name', 'Prediction', 'Label', 'Result',
+                                   'P(synthA)', 'P(synthB)', 'P(synthC)']
+    probs = table[['P(synthA)', 'P(synthB)', 'P(synthC)']]
+    assert ((probs.sum(axis=1) - 1).abs() < 1e-4).all()
+    assert (table['Result'] == (table['Prediction'] == table['Label'])).all()
+    test_files = set(manifest.loc[manifest['split'] == 'test', 'file'])
+    assert {f'test/{name}' for name in table['Image Name']} == test_files
+    report = pd.read_json(run_dir / 'classification_report.json', typ='series')
+    assert report['n_images'] == len(table)
+    matrix = pd.read_csv(run_dir / 'confusion_matrix.csv', index_col=0)
+    assert matrix.values.sum() == len(table)
+    assert (run_dir / 'confusion_matrix.png').read_bytes()[:4] == b'\x89PNG'
+
+
+def test_checkpoint_round_trip_gives_the_same_predictions(trained):
+    state = load_checkpoint(str(trained / RUN / 'best.pt'))
+    cfg = state['config']
+    model = build_model(cfg, len(state['classes']), pretrained=False)
+    model.load_state_dict(state['model'])
+    model.eval()
+    x = torch.rand(4, 1, 32, 32)
+    again = build_model(cfg, len(state['classes']), pretrained=False)
+    again.load_state_dict(load_checkpoint(str(trained / RUN / 'last.pt'))['model'])
+    again.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), again(x))   # one epoch: best is last
+
+
+def test_resume_continues_and_existing_run_is_protected(trained, tmp_path):
+    cwd = tmp_path / 'copy'
+    shutil.copytree(trained, cwd)
+    assert_clean_error(run('train.py', *TINY, cwd=cwd, check=False), '--resume', '--force')
+    run('train.py', *TINY, '--set', 'epochs=2', '--resume', cwd=cwd)
+    history = pd.read_csv(cwd / RUN / 'history.csv')
+    assert list(history['epoch']) == [1, 2]
+    assert load_checkpoint(str(cwd / RUN / 'last.pt'))['epoch'] == 2
+    run('train.py', *TINY, '--force', cwd=cwd)
+    assert list(pd.read_csv(cwd / RUN / 'history.csv')['epoch']) == [1]
+
+
+def test_missing_dataset_and_checkpoint_are_explained(tmp_path):
+    assert_clean_error(run('train.py', *TINY, cwd=tmp_path, check=False), 'aug_img.py')
+    assert_clean_error(run('test.py', *TINY, cwd=tmp_path, check=False), 'no checkpoint')
+
+
+class Payload:
+    """Any pickled object: loading it would run code named by the file."""
+
+
+def test_unsafe_or_foreign_checkpoints_are_refused(tmp_path):
+    torch.save({'model': {}, 'classes': [], 'config': {}, 'x': Payload()}, tmp_path / 'pickled.pt')
+    (tmp_path / 'text.pt').write_text('not a checkpoint')
+    torch.save({'weights': torch.zeros(2)}, tmp_path / 'other.pt')
+    for name in ('pickled.pt', 'text.pt', 'other.pt'):
+        with pytest.raises(UserError, match=name):
+            load_checkpoint(str(tmp_path / name))
+
+
+def test_checkpoint_of_another_model_is_refused(trained, tmp_path):
+    proc = run('test.py', *TINY, '--set', 'model=resnet34', cwd=trained, check=False)
+    assert_clean_error(proc, 'resnet18', 'resnet34')
+
+
+def test_pretrained_offline_says_what_to_do(monkeypatch, tmp_path):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError('Name or service not known')
+    weights = torchvision.models.get_model_weights('resnet18').DEFAULT
+    monkeypatch.setattr(type(weights), 'get_state_dict', offline)
+    cfg = {'model': 'resnet18', 'pretrained': True, 'weights_file': ''}
+    with pytest.raises(UserError) as e:
+        build_model(cfg, 3)
+    for words in ('weights_file', 'pretrained=false', 'download'):
+        assert words in str(e.value)
+    with pytest.raises(UserError, match='no such file'):
+        build_model(dict(cfg, weights_file=str(tmp_path / 'none.pth')), 3)
+
+
+def test_local_weights_file_is_used(tmp_path):
+    torch.manual_seed(0)
+    imagenet = torchvision.models.get_model('resnet18')
+    torch.save(imagenet.state_dict(), tmp_path / 'resnet18.pth')
+    model = build_model({'model': 'resnet18', 'pretrained': True,
+                         'weights_file': str(tmp_path / 'resnet18.pth')}, 3)
+    torch.testing.assert_close(model.net.conv1.weight, imagenet.conv1.weight)
+    assert model.net.fc.out_features == 3
+
+
+@pytest.mark.skipif(not os.path.isdir(REAL_SEM), reason='real SEM frames (../shared/sem) absent')
+def test_real_frames_end_to_end(tmp_path):
+    source = tmp_path / 'source'
+    for cls in ('523', '622', '811_formation'):
+        shutil.copytree(os.path.join(REAL_SEM, cls), source / cls)
+    run('aug_img.py', 'source', 60, '-p', 224, '-t', 10, '-r', 20, '-n', 'example', cwd=tmp_path)
+    manifest = pd.read_csv(tmp_path / 'data' / 'example' / 'manifest.csv')
+    assert (manifest['bar'] == 64).all() and (manifest['y'] + 224 <= 960 - 64).all()
+    assert (manifest.groupby('source')['split'].nunique() == 1).all()
+    run('train.py', *TINY, cwd=tmp_path)
+    run('test.py', *TINY, cwd=tmp_path)
+    table = pd.read_csv(tmp_path / RUN / 'predictions.csv')
+    assert len(table) == (manifest['split'] == 'test').sum() == 18
