@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The pipeline on a CUDA GPU, checked and timed in one go (used on a lent H100/H200):
+#   bash bench/device_check.sh [FRAMES_DIR]
+# FRAMES_DIR holds class folders of real frames (default .device/sem_subset, a git-ignored copy
+# of a few classes of ../shared/sem). Runs the test suite, then aug_img -> train -> test with the
+# `cpu` version on the GPU, the offline-pretrained message, and one epoch of the `paper` version
+# from scratch (img/s from its history). Results are copied to $OUT (or .device/results).
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+SRC=$(realpath "${1:-$REPO/.device/sem_subset}")
+RESULTS=${OUT:-$REPO/.device/results}
+mkdir -p "$RESULTS"
+export PYTHONUNBUFFERED=1 TQDM_DISABLE=1
+step() { echo; echo "== $* ($(date +%T))"; }
+
+step versions
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'cuda', torch.cuda.is_available())"
+
+step "test suite (torch of this machine)"
+(cd "$REPO" && timeout 400 python3 -m pytest -q -x -p no:cacheprovider -n 8 2>&1 | tail -4)
+
+work=$(mktemp -d) && cd "$work" || exit 1
+step aug_img
+python3 "$REPO/aug_img.py" "$SRC" 400 -p 224 -n example
+
+step "train.py (cpu version, 3 epochs) on the GPU"
+python3 "$REPO/train.py" --set epochs=3
+python3 "$REPO/test.py" | tail -3
+
+step "paper version offline: must stop with a clear line"
+python3 "$REPO/train.py" --version paper; echo "exit status $?"
+
+step "paper version from scratch, 1 epoch: fp32 B7 batch 4"
+python3 "$REPO/train.py" --version paper --set pretrained=false --set epochs=1
+python3 "$REPO/test.py" --version paper | tail -2
+python3 - <<'PY'
+import pandas as pd
+n = sum(1 for _ in open('data/example/manifest.csv')) - 1
+m = pd.read_csv('data/example/manifest.csv'); train = (m['split'] == 'train').sum()
+for v in ('cpu', 'paper'):
+    h = pd.read_csv(f'runs/example/{v}/history.csv')
+    print(v, f"{train} train crops/epoch, last epoch {h['seconds'].iloc[-1]} s "
+             f"({train / h['seconds'].iloc[-1]:.0f} img/s incl. validation), data wait "
+             f"{h['data_seconds'].iloc[-1]} s, val acc {h['val_acc'].iloc[-1]:.3f}")
+PY
+cp runs/example/cpu/history.csv "$RESULTS/history_cpu.csv"
+cp runs/example/paper/history.csv "$RESULTS/history_paper.csv"
+cp runs/example/cpu/classification_report.json "$RESULTS/report_cpu.json"
+cp runs/example/cpu/confusion_matrix.png "$RESULTS/confusion_cpu.png"
