@@ -23,11 +23,10 @@ import tempfile
 from collections import Counter
 
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
 from frames import UnreadableImage, detect_bar, image_size, is_image_name, read_image, save_crop
-from fileio import DATA_ROOT, fail, run_main, write_csv_atomic, write_json_atomic
+from fileio import DATA_ROOT, fail, run_main, write_json_atomic, write_rows_atomic
 
 SPLITS = ('train', 'validate', 'test')
 MANIFEST_COLUMNS = ['split', 'class', 'source', 'x', 'y', 'width', 'height', 'bar', 'file']
@@ -40,7 +39,8 @@ def get_args_parser():
     p.add_argument('size', help='crops per class, all splits together', type=int)
     p.add_argument('-p', '--pixel', default='half',
                    help="crop side in pixels; 'half' = half the frame's width and height "
-                        "(default); 'full' = the whole frame without its data bar, one per frame")
+                        "(default); 'full' = the whole frame without its data bar, one per "
+                        "frame (size and --crops are then ignored)")
     p.add_argument('-t', '--test', type=int, default=10, help='percent of frames for test')
     p.add_argument('-r', '--ratio', type=int, default=20,
                    help='percent of the remaining frames for validation')
@@ -92,7 +92,9 @@ def check_args(args):
 
 
 def crop_counts(args):
-    """Crops per class for (train, validate, test)."""
+    """Crops per class for (train, validate, test); None each with 'full' (one per frame)."""
+    if args.pixel == 'full':
+        return (None, None, None)
     if args.crops is not None:
         parts = args.crops.split(',')
         if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
@@ -117,8 +119,12 @@ def split_frames(frames, test_pct, val_pct, rng):
     return train, validate, test
 
 
-def list_classes(path, verbose):
-    """{class: [usable frame paths]}; unusable files are reported and left out."""
+def list_classes(path, pixel, verbose):
+    """{class: [usable frame paths]}; unusable files are reported and left out.
+
+    Reads each image's header only; a fixed crop side that does not fit a frame stops here,
+    before anything is written (the data bar is checked once the frame is decoded).
+    """
     classes = sorted(d for d in os.listdir(path)
                      if os.path.isdir(os.path.join(path, d)) and not d.startswith('.'))
     if len(classes) < 2:
@@ -135,10 +141,13 @@ def list_classes(path, verbose):
                 skipped[cls] += 1
                 continue
             try:
-                image_size(file)
+                width, height = image_size(file)
             except UnreadableImage as e:
                 print(f'warning: skipping {file}: {e}', file=sys.stderr)
                 continue
+            if isinstance(pixel, int) and (width < pixel or height < pixel):
+                fail(f'class {cls}: {file} is {width}x{height} pixels, smaller than the '
+                     f'{pixel}-pixel crop; use a smaller -p or remove the frame')
             usable.append(file)
         frames[cls] = usable
     if verbose:
@@ -147,31 +156,20 @@ def list_classes(path, verbose):
     return frames
 
 
-def check_frame_sizes(frames, pixel):
-    """A fixed crop side must fit in every frame (the bar is checked once decoded)."""
-    if not isinstance(pixel, int):
-        return
-    for cls, files in frames.items():
-        for file in files:
-            w, h = image_size(file)
-            if w < pixel or h < pixel:
-                fail(f'class {cls}: {file} is {w}x{h} pixels, smaller than the {pixel}-pixel '
-                     'crop; use a smaller -p or remove the frame')
-
-
 def plan_tasks(frames, args):
     """One task per frame: which split it feeds and how many crops to cut from it."""
     tasks = []
     for class_index, (cls, files) in enumerate(sorted(frames.items())):
-        needed = 3
-        if len(files) < needed:
-            fail(f'class {cls}: {len(files)} usable frame(s); at least {needed} are needed so '
-                 'that train, validate and test each get one (add frames or drop the class)')
+        if len(files) < 3:
+            fail(f'class {cls}: {len(files)} usable frame(s); at least 3 are needed so that '
+                 'train, validate and test each get one (add frames or drop the class)')
         rng = np.random.default_rng([args.seed, class_index])
         for split, split_files, count in zip(SPLITS, split_frames(files, args.test, args.ratio, rng),
                                              args.split_crops):
             per_frame = share_out(count, len(split_files), args.pixel)
             for frame_index, (file, n) in enumerate(zip(split_files, per_frame)):
+                if n == 0:      # fewer crops than frames: this frame gives none
+                    continue
                 tasks.append(dict(file=file, cls=cls, split=split, n=n, tag='',
                                   seed=[args.seed, class_index, SPLITS.index(split), frame_index]))
     return tasks
@@ -206,9 +204,9 @@ def cut_frame(task, pixel, bar, out_dir, fmt):
     rng = np.random.default_rng(task['seed'])
     stem = os.path.splitext(os.path.basename(task['file']))[0]
     rows = []
-    for i in range(task['n']):
-        x = int(rng.integers(0, width - cw + 1))
-        y = int(rng.integers(0, height - ch + 1))
+    xs = rng.integers(0, width - cw + 1, size=task['n']).tolist()
+    ys = rng.integers(0, height - ch + 1, size=task['n']).tolist()
+    for i, (x, y) in enumerate(zip(xs, ys)):
         rel = os.path.join(task['split'], task['cls'], f"{stem}_{task['tag']}{i:04d}_x{x}_y{y}.{fmt}")
         save_crop(os.path.join(out_dir, rel), pixels[y:y + ch, x:x + cw], fmt)
         rows.append([task['split'], task['cls'], task['file'], x, y, cw, ch, bar_rows, rel])
@@ -269,8 +267,7 @@ def main(args):
     final_dir = os.path.join(DATA_ROOT, args.name)
     if os.path.exists(final_dir) and not args.force:
         fail(f'{final_dir} already exists; choose another -n name or add --force to replace it')
-    frames = list_classes(args.path, args.verbose)
-    check_frame_sizes(frames, args.pixel)
+    frames = list_classes(args.path, args.pixel, args.verbose)
     tasks = plan_tasks(frames, args)
 
     os.makedirs(DATA_ROOT, exist_ok=True)
@@ -280,8 +277,8 @@ def main(args):
             for cls in frames:
                 os.makedirs(os.path.join(work_dir, split, cls))
         rows, bars = run_tasks(tasks, args, work_dir)
-        manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values(['split', 'class', 'file'])
-        write_csv_atomic(manifest, os.path.join(work_dir, 'manifest.csv'))
+        rows.sort(key=lambda r: (r[0], r[1], r[-1]))     # split, class, crop file
+        write_rows_atomic(MANIFEST_COLUMNS, rows, os.path.join(work_dir, 'manifest.csv'))
         settings = {k: v for k, v in vars(args).items() if k != 'split_crops'}
         settings['crops_per_class'] = dict(zip(SPLITS, args.split_crops))
         write_json_atomic(settings, os.path.join(work_dir, 'arguments.json'))
@@ -289,7 +286,7 @@ def main(args):
     except BaseException:
         shutil.rmtree(work_dir, ignore_errors=True)
         raise
-    report(manifest, bars, final_dir, args.verbose)
+    report(rows, bars, final_dir, args.verbose)
 
 
 def install(work_dir, final_dir):
@@ -303,17 +300,18 @@ def install(work_dir, final_dir):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def report(manifest, bars, final_dir, verbose):
-    counts = manifest.groupby(['split']).size().to_dict()
-    frames = manifest.groupby('split')['source'].nunique().to_dict()
-    print(f'{final_dir}: ' + ', '.join(f'{s} {counts.get(s, 0)} crops from {frames.get(s, 0)} '
-                                       f'frames' for s in SPLITS))
-    bar_counts = Counter(bars.values())
+def report(rows, bars, final_dir, verbose):
+    crops = Counter(r[0] for r in rows)
+    frames = Counter(split for split, _ in {(r[0], r[2]) for r in rows})
+    print(f'{final_dir}: ' + ', '.join(f'{s} {crops[s]} crops from {frames[s]} frames'
+                                       for s in SPLITS))
     print('data bar rows cut: ' + ', '.join(f'{b} rows on {n} frames'
-                                            for b, n in sorted(bar_counts.items())))
+                                            for b, n in sorted(Counter(bars.values()).items())))
     if verbose:
-        per_class = manifest.groupby(['class', 'split']).size().unstack(fill_value=0)
-        print(per_class[list(SPLITS)].to_string())
+        per_class = Counter((r[1], r[0]) for r in rows)
+        print(f"{'class':<24}" + ''.join(f'{s:>10}' for s in SPLITS))
+        for cls in sorted({r[1] for r in rows}):
+            print(f'{cls:<24}' + ''.join(f'{per_class[cls, s]:>10}' for s in SPLITS))
 
 
 if __name__ == '__main__':

@@ -52,7 +52,7 @@ PAPER = {'model': 'efficientnet_b7', 'pretrained': True, 'optimizer': 'adam',
          'input_size': 224, 'normalize': False, 'augment': False}
 
 # A few minutes on a 2-core laptop CPU: small network from scratch, half-size input.
-CPU = {'model': 'resnet18', 'pretrained': False, 'input_size': 112, 'batch_size': 32,
+CPU = {'model': 'resnet18', 'pretrained': False, 'input_size': 112, 'batch_size': 16,
        'epochs': 3, 'optimizer': 'adamw', 'lr': 1e-3, 'weight_decay': 0.05,
        'scheduler': 'cosine', 'normalize': True, 'augment': True}
 

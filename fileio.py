@@ -3,6 +3,7 @@
 Kept free of torch so that aug_img.py starts in a fraction of a second.
 """
 import contextlib
+import csv
 import json
 import os
 import sys
@@ -55,6 +56,15 @@ def atomic_path(path):
 def write_csv_atomic(frame, path, index=False):
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=index)
+
+
+def write_rows_atomic(header, rows, path):
+    """A CSV file from a header and row lists, with the csv module (no pandas import needed)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, 'w', newline='', encoding='utf-8') as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows(rows)
 
 
 def write_json_atomic(obj, path):
