@@ -13,6 +13,7 @@ config.json.
 import argparse
 import math
 import os
+import shutil
 import time
 
 import pandas as pd
@@ -60,16 +61,21 @@ def train_one_epoch(model, loader, criterion, optimizer, device, desc):
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
         if step % 10 == 0:   # reading the loss waits for the device: not on every step
+            check_finite(total_loss.item() / seen, optimizer)
             elapsed = bar.format_dict['elapsed'] or 1e-9
             bar.set_postfix(loss=f'{total_loss.item() / seen:.3f}',
                             data=f'{data_time / (step + 1) * 1e3:.0f}ms',
                             step=f'{elapsed / (step + 1) * 1e3:.0f}ms')
         tick = time.perf_counter()
     loss = total_loss.item() / seen
+    check_finite(loss, optimizer)
+    return loss, correct.item() / seen, data_time
+
+
+def check_finite(loss, optimizer):
     if not math.isfinite(loss):
         fail(f'the training loss became {loss}; lower lr (now {optimizer.param_groups[0]["lr"]:g}) '
              'or check the data. The last good checkpoint is kept.')
-    return loss, correct.item() / seen, data_time
 
 
 def evaluate(model, loader, criterion, device):
@@ -89,10 +95,9 @@ def prepare_run(cfg, args):
     if os.path.exists(last) and not args.force:
         fail(f'{run_dir} already holds a run; add --resume to continue it or --force to start '
              'over (or choose another --version)')
+    if args.force:
+        shutil.rmtree(run_dir, ignore_errors=True)   # no output of the old run may linger
     os.makedirs(run_dir, exist_ok=True)
-    for stale in ('best.pt', 'last.pt', 'history.csv', 'learning_curve.png'):
-        if os.path.exists(os.path.join(run_dir, stale)):
-            os.remove(os.path.join(run_dir, stale))
     return run_dir, None
 
 
@@ -128,6 +133,9 @@ def main(args):
         optimizer.load_state_dict(resume['optimizer'])
         scheduler.load_state_dict(resume['scheduler'])
         history, best_acc, start = resume['history'], resume['best_val_acc'], resume['epoch']
+    if start >= cfg['epochs']:
+        fail(f"--resume: {run_dir} has already trained {start} of epochs={cfg['epochs']}; "
+             f'continue with --set epochs=N (N > {start})')
     write_json_atomic(cfg, os.path.join(run_dir, 'config.json'))
 
     train_loader = make_loader(train_set, cfg, True, device)

@@ -70,6 +70,8 @@ def test_resume_continues_and_existing_run_is_protected(trained, tmp_path):
     cwd = tmp_path / 'copy'
     shutil.copytree(trained, cwd)
     assert_clean_error(run('train.py', *TINY, cwd=cwd, check=False), '--resume', '--force')
+    assert_clean_error(run('train.py', *TINY, '--resume', cwd=cwd, check=False),
+                       'already trained 1', 'epochs')
     run('train.py', *TINY, '--set', 'epochs=2', '--resume', cwd=cwd)
     history = pd.read_csv(cwd / RUN / 'history.csv')
     assert list(history['epoch']) == [1, 2]
