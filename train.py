@@ -101,6 +101,22 @@ def prepare_run(cfg, args):
     return run_dir, None
 
 
+# Keys that may change when a run is resumed: they do not alter what the run computes so far.
+RESUME_MAY_CHANGE = ('num_workers', 'eval_batch_size', 'device')
+
+
+def check_resumable(before, now):
+    """A resumed run continues the same experiment; say which settings differ if not."""
+    changed = sorted(k for k in now if k not in RESUME_MAY_CHANGE and k != 'epochs'
+                     and before.get(k) != now[k])
+    if now['epochs'] != before['epochs'] and now['scheduler'] != 'none':
+        changed.append(f"epochs (the {now['scheduler']} schedule was planned for "
+                       f"{before['epochs']})")
+    if changed:
+        fail(f"--resume: settings differ from the run's: {', '.join(changed)}; resume with the "
+             'same settings or start over with --force')
+
+
 def main(args):
     cfg = config_from_args(args)
     run_dir, resume = prepare_run(cfg, args)
@@ -112,10 +128,7 @@ def main(args):
     classes = train_set.classes
     val_set = SEMDataset(cfg['data_dir'], 'validate', classes, input_size=cfg['input_size'])
     if resume:
-        for key in ('model', 'input_size'):
-            if resume['config'][key] != cfg[key]:
-                fail(f"--resume: the run used {key}={resume['config'][key]}, now {cfg[key]}; "
-                     'resume with the same settings or start over with --force')
+        check_resumable(resume['config'], cfg)
         if resume['classes'] != classes:
             fail(f"--resume: the run was trained on classes {resume['classes']}, "
                  f"{cfg['data_dir']} has {classes}")

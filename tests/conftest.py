@@ -14,7 +14,7 @@ from synthetic_sem import write_source  # noqa: E402
 # A tiny but real run: 32-pixel crops, ResNet-18 from scratch, one epoch, on the CPU.
 TINY = ['--set', 'model=resnet18', '--set', 'pretrained=false', '--set', 'input_size=32',
         '--set', 'batch_size=16', '--set', 'epochs=1', '--set', 'num_workers=0',
-        '--set', 'device=cpu']
+        '--set', 'device=cpu', '--set', 'scheduler=none']
 
 
 def run(script, *args, cwd, check=True):

@@ -72,6 +72,10 @@ def test_resume_continues_and_existing_run_is_protected(trained, tmp_path):
     assert_clean_error(run('train.py', *TINY, cwd=cwd, check=False), '--resume', '--force')
     assert_clean_error(run('train.py', *TINY, '--resume', cwd=cwd, check=False),
                        'already trained 1', 'epochs')
+    assert_clean_error(run('train.py', *TINY, '--resume', '--set', 'lr=0.1', cwd=cwd,
+                           check=False), 'settings differ', 'lr')
+    assert_clean_error(run('train.py', *TINY, '--resume', '--set', 'epochs=2', '--set',
+                           'scheduler=cosine', cwd=cwd, check=False), 'scheduler', 'epochs')
     run('train.py', *TINY, '--set', 'epochs=2', '--resume', cwd=cwd)
     history = pd.read_csv(cwd / RUN / 'history.csv')
     assert list(history['epoch']) == [1, 2]
