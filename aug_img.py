@@ -26,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from frames import UnreadableImage, detect_bar, image_size, is_image_name, read_image, save_crop
-from fileio import DATA_ROOT, fail, run_main, write_json_atomic, write_rows_atomic
+from fileio import DATA_ROOT, fail, make_public, run_main, write_json_atomic, write_rows_atomic
 
 SPLITS = ('train', 'validate', 'test')
 MANIFEST_COLUMNS = ['split', 'class', 'source', 'x', 'y', 'width', 'height', 'bar', 'file']
@@ -110,13 +110,27 @@ def crop_counts(args):
     return counts
 
 
-def split_frames(frames, test_pct, val_pct, rng):
-    """Shuffle the frames of one class and cut them into (train, validate, test) lists."""
-    order = [frames[i] for i in rng.permutation(len(frames))]
-    n_test = max(1, round(len(order) * test_pct / 100))
-    n_val = max(1, round((len(order) - n_test) * val_pct / 100))
-    test, validate, train = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
-    return train, validate, test
+def split_frames(cls, frames, args, rng):
+    """Shuffle the frames of one class and cut them into (train, validate, test) lists.
+
+    Files that share a name stem (frame_001.tif and frame_001.jpg: often two exports of one
+    image) count as one frame and stay in one split.
+    """
+    groups = {}
+    for file in frames:
+        groups.setdefault(os.path.splitext(os.path.basename(file))[0].lower(), []).append(file)
+    units = [groups[stem] for stem in sorted(groups)]
+    if len(units) < 3:
+        fail(f'class {cls}: {len(units)} usable frame(s); at least 3 are needed so that '
+             'train, validate and test each get one (add frames or drop the class)')
+    order = [units[i] for i in rng.permutation(len(units))]
+    n_test = max(1, round(len(order) * args.test / 100))
+    n_val = max(1, round((len(order) - n_test) * args.ratio / 100))
+    if n_test + n_val >= len(order):
+        fail(f'class {cls}: {len(order)} frames with -t {args.test} -r {args.ratio} leave none '
+             'for train; lower -t/-r or add frames')
+    cuts = (order[n_test + n_val:], order[n_test:n_test + n_val], order[:n_test])
+    return [[file for unit in part for file in unit] for part in cuts]
 
 
 def list_classes(path, pixel, verbose):
@@ -160,11 +174,8 @@ def plan_tasks(frames, args):
     """One task per frame: which split it feeds and how many crops to cut from it."""
     tasks = []
     for class_index, (cls, files) in enumerate(sorted(frames.items())):
-        if len(files) < 3:
-            fail(f'class {cls}: {len(files)} usable frame(s); at least 3 are needed so that '
-                 'train, validate and test each get one (add frames or drop the class)')
         rng = np.random.default_rng([args.seed, class_index])
-        for split, split_files, count in zip(SPLITS, split_frames(files, args.test, args.ratio, rng),
+        for split, split_files, count in zip(SPLITS, split_frames(cls, files, args, rng),
                                              args.split_crops):
             per_frame = share_out(count, len(split_files), args.pixel)
             for frame_index, (file, n) in enumerate(zip(split_files, per_frame)):
@@ -202,7 +213,7 @@ def cut_frame(task, pixel, bar, out_dir, fmt):
                               f'pixels without its {bar_rows}-row data bar, too small for a '
                               f'{cw}x{ch} crop; use a smaller -p or remove the frame')
     rng = np.random.default_rng(task['seed'])
-    stem = os.path.splitext(os.path.basename(task['file']))[0]
+    stem = os.path.basename(task['file']).replace('.', '_')   # frame_1.tif and frame_1.jpg differ
     rows = []
     xs = rng.integers(0, width - cw + 1, size=task['n']).tolist()
     ys = rng.integers(0, height - ch + 1, size=task['n']).tolist()
@@ -244,19 +255,22 @@ def run_tasks(tasks, args, out_dir):
 def reassign(failed, tasks, good, round_no, one_per_frame):
     """New tasks that cut the crops of undecodable frames from the decodable ones of each split.
 
-    With one crop per frame ('full') a lost frame is simply lost: a second copy of another frame
-    would add nothing.
+    The lost crops of a class and split are pooled and shared out once, so each readable frame
+    gets at most one extra task per round (unique names and seeds). With one crop per frame
+    ('full') a lost frame is simply lost: a second copy of another frame would add nothing.
     """
-    new = []
+    lost = Counter()
     for bad in failed:
-        mates = [t for t in tasks if t['cls'] == bad['cls'] and t['split'] == bad['split']
-                 and t['file'] in good]
+        lost[bad['cls'], bad['split']] += bad['n']
+    new = []
+    for (cls, split), count in sorted(lost.items()):
+        mates = [t for t in tasks if t['cls'] == cls and t['split'] == split and t['file'] in good]
         if not mates:
-            fail(f"class {bad['cls']}: no readable frame left for the {bad['split']} split; "
-                 'replace the unreadable frames or add more')
+            fail(f'class {cls}: no readable frame left for the {split} split; replace the '
+                 'unreadable frames or add more')
         if one_per_frame:
             continue
-        for mate, n in zip(mates, share_out(bad['n'], len(mates), None)):
+        for mate, n in zip(mates, share_out(count, len(mates), None)):
             if n:
                 new.append(dict(mate, n=n, tag=f'r{round_no}_', seed=mate['seed'] + [round_no]))
     return new
@@ -291,6 +305,7 @@ def main(args):
 
 def install(work_dir, final_dir):
     """Rename the finished dataset into place; an old one (with --force) is removed after."""
+    make_public(work_dir)
     old = None
     if os.path.exists(final_dir):
         old = tempfile.mkdtemp(prefix='.replaced.', dir=DATA_ROOT)

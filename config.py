@@ -10,6 +10,7 @@ To train on a new dataset (data/<name>/ from aug_img.py), add an entry `'<name>'
 `config` with the versions you want, e.g. `'mydata': {'default': gen_default('mydata'), 'cpu':
 CPU}`. A version lists only what differs from the default.
 """
+import math
 import os
 
 from fileio import DATA_ROOT, fail
@@ -121,6 +122,9 @@ def check_values(cfg):
     for key, low in limits.items():
         if cfg[key] < low:
             fail(f'{key}={cfg[key]}: must be at least {low}')
+    for key, value in cfg.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            fail(f'{key}={value}: must be a finite number')
     if not cfg['lr'] > 0:
         fail(f"lr={cfg['lr']}: must be positive")
     if not 0 <= cfg['label_smoothing'] < 1:

@@ -13,6 +13,21 @@ DATA_ROOT = 'data'   # aug_img.py writes data/<name>/; train.py and test.py read
 RUNS_ROOT = 'runs'   # train.py and test.py write runs/<dataset>/<version>/
 
 
+def _current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Temporary files and folders are created private (0600/0700); what is renamed into place gets
+# the permissions an ordinary open()/mkdir() would have given, so colleagues can read results.
+UMASK = _current_umask()
+
+
+def make_public(path):
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~UMASK)
+
+
 class UserError(Exception):
     """A problem the user can fix; its message is one line naming the file or value."""
 
@@ -47,6 +62,7 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield tmp
+        make_public(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -89,7 +89,12 @@ def read_image(path):
                 im.draft('YCbCr', im.size)
                 im.load()
                 gray = _gray_plane(im)
-                return gray if gray is not None else np.asarray(im.convert('RGB'))
+                if gray is not None:
+                    return gray
+                # Colour after all: decode again, letting libjpeg convert to RGB exactly as
+                # every other reader does (Pillow's own YCbCr->RGB differs by +-1).
+                with Image.open(path) as rgb:
+                    return np.asarray(rgb.convert('RGB'))
             im.load()
             return _to_array(im)
     except UnreadableImage:

@@ -24,19 +24,24 @@ class SEMClassifier(nn.Module):
     def forward(self, x):
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)   # gray stays 1-channel until here
-        return self.net((x - self.mean) / self.std)
+        out = self.net((x - self.mean) / self.std)
+        # Inception v3 and GoogLeNet add auxiliary outputs in training mode: use the main one.
+        return out.logits if hasattr(out, 'logits') else out
 
 
 def classification_models():
     return sorted(torchvision.models.list_models(module=torchvision.models))
 
 
-def _replace_head(net, num_classes):
+def _replace_head(net, num_classes, name):
     """Swap the last Linear layer (ImageNet's 1000 classes) for one with num_classes outputs."""
     last = None
-    for name, module in net.named_modules():
+    for module_name, module in net.named_modules():
         if isinstance(module, nn.Linear):
-            last = name
+            last = module_name
+    if last is None:
+        fail(f'model={name}: its pretrained head is not a Linear layer, which this pipeline '
+             'replaces; choose another model or --set pretrained=false')
     parent_name, _, attr = last.rpartition('.')
     parent = net.get_submodule(parent_name) if parent_name else net
     old = getattr(parent, attr)
@@ -86,7 +91,7 @@ def build_model(cfg, num_classes, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), pre
         except (RuntimeError, TypeError, AttributeError) as e:
             fail(f"weights_file={cfg['weights_file']}: does not fit model {name} "
                  f'({str(e).splitlines()[0]})')
-        _replace_head(net, num_classes)
+        _replace_head(net, num_classes, name)
     else:
         net = torchvision.models.get_model(name, num_classes=num_classes)
     return SEMClassifier(net, mean, std)

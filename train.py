@@ -95,10 +95,13 @@ def prepare_run(cfg, args):
     if os.path.exists(last) and not args.force:
         fail(f'{run_dir} already holds a run; add --resume to continue it or --force to start '
              'over (or choose another --version)')
-    if args.force:
-        shutil.rmtree(run_dir, ignore_errors=True)   # no output of the old run may linger
-    os.makedirs(run_dir, exist_ok=True)
     return run_dir, None
+
+
+def start_fresh(run_dir):
+    """Clear the run folder of an old run, once the new one has been set up without error."""
+    shutil.rmtree(run_dir, ignore_errors=True)   # no output of the old run may linger
+    os.makedirs(run_dir)
 
 
 # Keys that may change when a run is resumed: they do not alter what the run computes so far.
@@ -115,6 +118,18 @@ def check_resumable(before, now):
     if changed:
         fail(f"--resume: settings differ from the run's: {', '.join(changed)}; resume with the "
              'same settings or start over with --force')
+
+
+@torch.no_grad()
+def check_input_size(model, cfg, channels):
+    """Some networks take only certain input sizes (ViT: 224): find out before training."""
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        model(torch.zeros(1, channels, cfg['input_size'], cfg['input_size'], device=device))
+    except (RuntimeError, ValueError, AssertionError) as e:
+        fail(f"model={cfg['model']} does not take input_size={cfg['input_size']} "
+             f'({str(e).splitlines()[0][:160]}); choose another input_size or model')
 
 
 def main(args):
@@ -149,6 +164,9 @@ def main(args):
     if start >= cfg['epochs']:
         fail(f"--resume: {run_dir} has already trained {start} of epochs={cfg['epochs']}; "
              f'continue with --set epochs=N (N > {start})')
+    check_input_size(model, cfg, train_set[0][0].shape[0])
+    if not resume:
+        start_fresh(run_dir)
     write_json_atomic(cfg, os.path.join(run_dir, 'config.json'))
 
     train_loader = make_loader(train_set, cfg, True, device)

@@ -41,7 +41,7 @@ def optimize_fn(config, params):
 def schedule_fn(config, optimizer):
     """Learning-rate schedule, stepped once per epoch."""
     if config['scheduler'] == 'none':
-        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
     if config['scheduler'] == 'cosine':
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config['epochs'])
     fail(f"scheduler={config['scheduler']}: not supported; choose one of {', '.join(SCHEDULERS)}")
@@ -66,6 +66,14 @@ def pick_device(name):
         fail(f'device={name}: not a device name; use auto, cpu, cuda, cuda:N or mps')
     if device.type == 'cuda' and not torch.cuda.is_available():
         fail(f'device={name}: this machine has no CUDA GPU; use --set device=cpu or auto')
+    if device.type == 'cuda' and (device.index or 0) >= torch.cuda.device_count():
+        fail(f'device={name}: this machine has {torch.cuda.device_count()} GPU(s), '
+             f'cuda:0..cuda:{torch.cuda.device_count() - 1}')
+    if device.type == 'mps' and not (getattr(torch.backends, 'mps', None)
+                                     and torch.backends.mps.is_available()):
+        fail(f'device={name}: Apple MPS is not available here; use --set device=cpu or auto')
+    if device.type not in ('cpu', 'cuda', 'mps'):
+        fail(f'device={name}: use auto, cpu, cuda, cuda:N or mps')
     return device
 
 

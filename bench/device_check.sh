@@ -18,7 +18,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'cuda', torch.cuda.is_available())"
 
 step "test suite (torch of this machine)"
-(cd "$REPO" && timeout 400 python3 -m pytest -q -x -p no:cacheprovider -n 8 2>&1 | tail -4)
+parallel=$(python3 -c 'import xdist' 2>/dev/null && echo "-n 8")   # pytest-xdist when present
+(cd "$REPO" && timeout 400 python3 -m pytest -q -x -p no:cacheprovider $parallel 2>&1 | tail -4)
+echo "pytest exit status ${PIPESTATUS[0]}"
 
 work=$(mktemp -d) && cd "$work" || exit 1
 step aug_img

@@ -144,6 +144,7 @@ def test_truncated_frame_is_skipped_and_its_crops_go_elsewhere(source, tmp_path)
     (['source', 10, '-p', 'big'], ['big']),
     (['source', 10, '-p', 500], ['500', 'smaller than']),
     (['source', 10, '--crops', '5,5'], ['--crops']),
+    (['source', 100, '-t', 80, '-r', 10], ['synthA', 'none for train']),
 ])
 def test_bad_arguments_get_one_clear_line(source, tmp_path, args, words):
     proc = run('aug_img.py', *args, cwd=tmp_path, check=False)
@@ -151,6 +152,39 @@ def test_bad_arguments_get_one_clear_line(source, tmp_path, args, words):
     assert not (tmp_path / 'data').exists() or not any(
         p for p in (tmp_path / 'data').iterdir() if not p.name.startswith('.'))
     assert not (tmp_path / 'x').exists()
+
+
+def test_two_unreadable_frames_of_one_split_lose_no_crop(source, tmp_path):
+    run('aug_img.py', 'source', 60, '-p', 32, '-n', 'first', cwd=tmp_path)
+    m = manifest_of(tmp_path, 'first')
+    train_b = sorted(set(m.loc[(m['class'] == 'synthB') & (m['split'] == 'train'), 'source']))
+    for frame in train_b[:2]:
+        path = tmp_path / frame
+        path.write_bytes(path.read_bytes()[:400])
+    run('aug_img.py', 'source', 60, '-p', 32, '-n', 'second', cwd=tmp_path)
+    m = manifest_of(tmp_path, 'second')
+    assert not m['source'].isin(train_b[:2]).any()
+    assert (m.groupby('class').size() == 60).all() and m['file'].is_unique
+    assert len(list((tmp_path / 'data' / 'second').rglob('*.tif'))) == len(m)
+
+
+def test_two_exports_of_one_frame_stay_in_one_split(source, tmp_path):
+    for frame in sorted((source / 'synthA').glob('*.png')):
+        Image.open(frame).save(frame.with_suffix('.tif'))         # the same image, twice
+    run('aug_img.py', 'source', 60, '-p', 'full', '-n', 'ds', cwd=tmp_path)
+    m = manifest_of(tmp_path, 'ds')
+    a = m[m['class'] == 'synthA'].assign(stem=lambda d: d['source'].str.rsplit('.', n=1).str[0])
+    assert (a.groupby('stem')['split'].nunique() == 1).all() and len(a) == 12
+    assert len(list((tmp_path / 'data' / 'ds').rglob('*.tif'))) == len(m)
+
+
+def test_outputs_are_readable_by_others(source, tmp_path):
+    run('aug_img.py', 'source', 30, '-p', 32, '-n', 'ds', cwd=tmp_path)
+    umask = os.umask(0)
+    os.umask(umask)
+    root = tmp_path / 'data' / 'ds'
+    assert root.stat().st_mode & 0o777 == 0o777 & ~umask
+    assert (root / 'manifest.csv').stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_too_few_frames_names_the_class(source, tmp_path):

@@ -70,3 +70,5 @@ def test_values_that_make_no_sense_are_refused():
         config_from_args(parser.parse_args(['--set', 'batch_size=0']))
     with pytest.raises(UserError, match='lr'):
         config_from_args(parser.parse_args(['--set', 'lr=-1']))
+    with pytest.raises(UserError, match='finite'):
+        config_from_args(parser.parse_args(['--set', 'weight_decay=nan']))

@@ -11,7 +11,7 @@ import torchvision
 from conftest import REAL_SEM, TINY, assert_clean_error, run
 from fileio import UserError
 from model import build_model
-from utils import load_checkpoint
+from utils import load_checkpoint, pick_device, save_checkpoint
 
 RUN = os.path.join('runs', 'example', 'cpu')
 
@@ -52,18 +52,39 @@ def test_test_script_writes_one_row_per_test_crop(trained):
     assert (run_dir / 'confusion_matrix.png').read_bytes()[:4] == b'\x89PNG'
 
 
-def test_checkpoint_round_trip_gives_the_same_predictions(trained):
+def test_checkpoint_round_trip_keeps_weights_and_normalisation(tmp_path):
+    cfg = {'model': 'resnet18', 'pretrained': False, 'weights_file': ''}
+    torch.manual_seed(0)
+    model = build_model(cfg, 3, mean=(0.3, 0.3, 0.3), std=(0.2, 0.2, 0.2)).eval()
+    save_checkpoint({'model': model.state_dict(), 'classes': ['a', 'b', 'c'], 'config': cfg},
+                    str(tmp_path / 'c.pt'))
+    state = load_checkpoint(str(tmp_path / 'c.pt'))
+    torch.manual_seed(1)                      # different random init before loading
+    again = build_model(cfg, 3).eval()
+    again.load_state_dict(state['model'])
+    assert again.mean.flatten().tolist() == pytest.approx([0.3] * 3)
+    x = torch.rand(4, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), model(x))
+    assert state['classes'] == ['a', 'b', 'c']
+
+
+def test_test_split_predictions_match_the_best_checkpoint(trained):
+    """test.py's probabilities are those of best.pt, recomputed here in-process."""
+    from dataset import SEMDataset
     state = load_checkpoint(str(trained / RUN / 'best.pt'))
-    cfg = state['config']
-    model = build_model(cfg, len(state['classes']), pretrained=False)
+    model = build_model(state['config'], 3, pretrained=False)
     model.load_state_dict(state['model'])
     model.eval()
-    x = torch.rand(4, 1, 32, 32)
-    again = build_model(cfg, len(state['classes']), pretrained=False)
-    again.load_state_dict(load_checkpoint(str(trained / RUN / 'last.pt'))['model'])
-    again.eval()
-    with torch.no_grad():
-        torch.testing.assert_close(model(x), again(x))   # one epoch: best is last
+    run('test.py', *TINY, cwd=trained)
+    table = pd.read_csv(trained / RUN / 'predictions.csv').set_index('Image Name')
+    test_set = SEMDataset(str(trained / 'data' / 'example'), 'test', state['classes'], 32)
+    for i in range(0, len(test_set), max(1, len(test_set) // 5)):
+        x, _, name = test_set[i]
+        with torch.no_grad():
+            probs = model(x[None]).softmax(1)[0].tolist()
+        assert table.loc[name, ['P(synthA)', 'P(synthB)', 'P(synthC)']].tolist() == \
+            pytest.approx(probs, abs=1e-5)
 
 
 def test_resume_continues_and_existing_run_is_protected(trained, tmp_path):
@@ -119,6 +140,35 @@ def test_pretrained_offline_says_what_to_do(monkeypatch, tmp_path):
         assert words in str(e.value)
     with pytest.raises(UserError, match='no such file'):
         build_model(dict(cfg, weights_file=str(tmp_path / 'none.pth')), 3)
+
+
+def test_models_the_pipeline_cannot_adapt_are_explained(tmp_path):
+    torch.save(torchvision.models.get_model('squeezenet1_0').state_dict(), tmp_path / 'sq.pth')
+    with pytest.raises(UserError, match='Linear'):
+        build_model({'model': 'squeezenet1_0', 'pretrained': True,
+                     'weights_file': str(tmp_path / 'sq.pth')}, 3)
+    with pytest.raises(UserError, match='model=resnet_nope'):
+        build_model({'model': 'resnet_nope', 'pretrained': False, 'weights_file': ''}, 3)
+
+
+def test_auxiliary_outputs_are_dropped_in_training():
+    model = build_model({'model': 'googlenet', 'pretrained': False, 'weights_file': ''}, 3)
+    model.train()
+    out = model(torch.rand(2, 1, 64, 64))
+    assert isinstance(out, torch.Tensor) and out.shape == (2, 3)
+
+
+def test_input_size_a_model_cannot_take_is_explained(trained, tmp_path):
+    proc = run('train.py', *TINY, '--set', 'model=vit_b_16', '--force', cwd=trained, check=False)
+    assert_clean_error(proc, 'vit_b_16', 'input_size=32')
+    assert (trained / RUN / 'best.pt').exists()          # the old run was not touched
+
+
+def test_unavailable_devices_are_explained():
+    with pytest.raises(UserError, match='cuda:7'):
+        pick_device('cuda:7')
+    with pytest.raises(UserError, match='tpu'):
+        pick_device('tpu')
 
 
 def test_local_weights_file_is_used(tmp_path):
