@@ -20,7 +20,7 @@ python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchv
 step "test suite (torch of this machine)"
 parallel=$(python3 -c 'import xdist' 2>/dev/null && echo "-n 8")   # pytest-xdist when present
 (cd "$REPO" && timeout 400 python3 -m pytest -q -x -p no:cacheprovider $parallel 2>&1 | tail -4)
-echo "pytest exit status ${PIPESTATUS[0]}"
+echo "pytest exit status $? (pipefail: pytest's own)"
 
 work=$(mktemp -d) && cd "$work" || exit 1
 step aug_img
