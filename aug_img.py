@@ -1,7 +1,7 @@
 """Cut train / validate / test crops from SEM frames, split by source frame.
 
     python aug_img.py source 1000 -p 224 -t 10 -r 20 -n example
-    python aug_img.py source 1920 -p 224 --crops 1280,320,320 -n paper    # the paper's counts
+    python aug_img.py source 1920 -p 224 --crops 1280,320,320 -n paper_split   # the paper's counts
 
 `source/<class>/` holds the frames of one class. Per class, the frames are shuffled with the seed
 and split: `-t` percent go to test, `-r` percent of the rest to validate, the others to train.
@@ -14,7 +14,6 @@ stay one channel), data/<name>/manifest.csv (one row per crop) and data/<name>/a
 The dataset is built in a hidden folder and renamed into place when complete.
 """
 import argparse
-import json
 import multiprocessing
 import os
 import shutil

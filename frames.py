@@ -38,10 +38,10 @@ def _gray_plane(ycbcr):
     ringing, so only the part above the bottom quarter is looked at. The histogram and the band
     copy stay in Pillow's C code: converting the 3-band image to numpy costs more than decoding.
     """
-    hist = ycbcr.histogram(mask=_upper_mask(ycbcr.size))
-    counted = sum(hist[256:512])
-    off = sum(hist[256:380]) + sum(hist[389:512]) + sum(hist[512:636]) + sum(hist[645:768])
-    if off > 0.01 * counted:
+    hist = ycbcr.histogram(mask=_upper_mask(ycbcr.size))       # 256 bins each for Y, Cb, Cr
+    cb, cr = hist[256:512], hist[512:768]
+    off_neutral = sum(sum(h[:128 - 4]) + sum(h[128 + 5:]) for h in (cb, cr))   # beyond 128 +- 4
+    if off_neutral > 0.01 * sum(cb):
         return None
     return np.asarray(ycbcr.getchannel(0))
 
