@@ -131,6 +131,9 @@ def check_values(cfg):
         fail(f"label_smoothing={cfg['label_smoothing']}: must be in [0, 1)")
     if cfg['weight_decay'] < 0:
         fail(f"weight_decay={cfg['weight_decay']}: must be 0 or more")
+    if cfg['weights_file'] and not cfg['pretrained']:
+        fail(f"weights_file={cfg['weights_file']} is set but pretrained=false: add --set "
+             'pretrained=true to start from those weights, or leave weights_file empty')
 
 
 def add_config_arguments(parser):

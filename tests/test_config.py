@@ -72,3 +72,5 @@ def test_values_that_make_no_sense_are_refused():
         config_from_args(parser.parse_args(['--set', 'lr=-1']))
     with pytest.raises(UserError, match='finite'):
         config_from_args(parser.parse_args(['--set', 'weight_decay=nan']))
+    with pytest.raises(UserError, match='pretrained=true'):
+        config_from_args(parser.parse_args(['--set', 'weights_file=w.pth']))   # cpu: no pretrained
