@@ -176,7 +176,8 @@ def plan_tasks(frames, args):
         rng = np.random.default_rng([args.seed, class_index])
         for split, split_files, count in zip(SPLITS, split_frames(cls, files, args, rng),
                                              args.split_crops):
-            per_frame = share_out(count, len(split_files), args.pixel)
+            per_frame = ([1] * len(split_files) if args.pixel == 'full'
+                         else share_out(count, len(split_files)))
             for frame_index, (file, n) in enumerate(zip(split_files, per_frame)):
                 if n == 0:      # fewer crops than frames: this frame gives none
                     continue
@@ -185,10 +186,8 @@ def plan_tasks(frames, args):
     return tasks
 
 
-def share_out(count, n_frames, pixel):
-    """Crops per frame: one each for 'full', otherwise count spread as evenly as possible."""
-    if pixel == 'full':
-        return [1] * n_frames
+def share_out(count, n_frames):
+    """`count` crops spread over `n_frames` frames as evenly as possible."""
     return [count // n_frames + (i < count % n_frames) for i in range(n_frames)]
 
 
@@ -269,7 +268,7 @@ def reassign(failed, tasks, good, round_no, one_per_frame):
                  'unreadable frames or add more')
         if one_per_frame:
             continue
-        for mate, n in zip(mates, share_out(count, len(mates), None)):
+        for mate, n in zip(mates, share_out(count, len(mates))):
             if n:
                 new.append(dict(mate, n=n, tag=f'r{round_no}_', seed=mate['seed'] + [round_no]))
     return new

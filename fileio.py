@@ -13,6 +13,11 @@ DATA_ROOT = 'data'   # aug_img.py writes data/<name>/; train.py and test.py read
 RUNS_ROOT = 'runs'   # train.py and test.py write runs/<dataset>/<version>/
 
 
+def run_dir_of(cfg):
+    """Where train.py and test.py keep everything of one dataset and config version."""
+    return os.path.join(RUNS_ROOT, cfg['dataset'], cfg['version'])
+
+
 def _current_umask():
     mask = os.umask(0)
     os.umask(mask)

@@ -17,10 +17,9 @@ from sklearn.metrics import classification_report, confusion_matrix
 
 from config import add_config_arguments, config_from_args
 from dataset import SEMDataset
-from fileio import fail, run_main, write_csv_atomic, write_json_atomic
+from fileio import fail, run_dir_of, run_main, write_csv_atomic, write_json_atomic
 from model import build_model
 from plots import confusion_matrix_png
-from train import run_dir_of
 from utils import load_checkpoint, make_loader, pick_device, predict
 
 
@@ -61,6 +60,7 @@ def main(args):
     logits, labels, names = predict(model, loader, device, desc='test')
     probs = logits.softmax(1).numpy()
     pred, true = probs.argmax(1), labels.numpy()
+    accuracy = 100 * (pred == true).mean()
 
     table = pd.DataFrame({'Image Name': names,
                           'Prediction': [classes[i] for i in pred],
@@ -82,9 +82,8 @@ def main(args):
     write_csv_atomic(pd.DataFrame(matrix, index=classes, columns=classes).rename_axis('true'),
                      os.path.join(run_dir, 'confusion_matrix.csv'), index=True)
     confusion_matrix_png(matrix, classes, os.path.join(run_dir, 'confusion_matrix.png'),
-                         title=f"{cfg['name']}: {100 * (pred == true).mean():.2f}% of "
-                               f'{len(true)} test crops')
-    print(f"accuracy {100 * (pred == true).mean():.2f}% on {len(true)} test crops; "
+                         title=f"{cfg['name']}: {accuracy:.2f}% of {len(true)} test crops")
+    print(f'accuracy {accuracy:.2f}% on {len(true)} test crops; '
           f'outputs in {run_dir}')
 
 

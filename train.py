@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from config import add_config_arguments, config_from_args
 from dataset import SEMDataset
-from fileio import RUNS_ROOT, fail, run_main, write_csv_atomic, write_json_atomic
+from fileio import fail, run_dir_of, run_main, write_csv_atomic, write_json_atomic
 from model import build_model
 from plots import learning_curve
 from utils import (channel_stats, load_checkpoint, loss_fn, make_loader, optimize_fn, pick_device,
@@ -35,10 +35,6 @@ def get_args_parser():
     p.add_argument('--resume', action='store_true', help='continue from last.pt of this run')
     p.add_argument('--force', action='store_true', help='start over, replacing an existing run')
     return p
-
-
-def run_dir_of(cfg):
-    return os.path.join(RUNS_ROOT, cfg['dataset'], cfg['version'])
 
 
 def train_one_epoch(model, loader, criterion, optimizer, device, desc):
@@ -61,9 +57,10 @@ def train_one_epoch(model, loader, criterion, optimizer, device, desc):
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
         if step % 10 == 0:   # reading the loss waits for the device: not on every step
-            check_finite(total_loss.item() / seen, optimizer)
+            running = total_loss.item() / seen
+            check_finite(running, optimizer)
             elapsed = bar.format_dict['elapsed'] or 1e-9
-            bar.set_postfix(loss=f'{total_loss.item() / seen:.3f}',
+            bar.set_postfix(loss=f'{running:.3f}',
                             data=f'{data_time / (step + 1) * 1e3:.0f}ms',
                             step=f'{elapsed / (step + 1) * 1e3:.0f}ms')
         tick = time.perf_counter()
