@@ -3,19 +3,25 @@
 Yields (image, label index, image name): image is a float tensor in [0, 1], 1 x S x S for gray
 crops and 3 x S x S for colour ones (S = input_size), label indexes the sorted class list, and
 the name is '<class>/<file>' (unique within a split). Non-image files are ignored.
+
+PreloadedBatches serves the same batches from crops decoded once into one uint8 tensor
+(config key preload), augmenting whole batches with tensor operations: no file is read and no
+worker process competes with the model for the CPU after the first pass.
 """
+import copy
 import os
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
 from fileio import fail
 from frames import UnreadableImage, is_image_name, read_image
 
 
 class SEMDataset(Dataset):
-    def __init__(self, root, split, classes=None, input_size=224, augment=False):
+    def __init__(self, root, split, classes=None, input_size=224, augment=False, jitter=0.0):
         self.split_dir = os.path.join(root, split)
         if not os.path.isdir(self.split_dir):
             fail(f'{self.split_dir}: no such folder; cut the dataset first with aug_img.py '
@@ -31,6 +37,7 @@ class SEMDataset(Dataset):
         self.classes = list(classes)
         self.input_size = input_size
         self.augment = augment
+        self.jitter = jitter
         self.samples = []
         for index, cls in enumerate(self.classes):
             folder = os.path.join(self.split_dir, cls)
@@ -44,6 +51,11 @@ class SEMDataset(Dataset):
     def __len__(self):
         return len(self.samples)
 
+    def without_augmentation(self):
+        plain = copy.copy(self)
+        plain.augment, plain.jitter = False, 0.0
+        return plain
+
     def __getitem__(self, i):
         name, label = self.samples[i]
         path = os.path.join(self.split_dir, name)
@@ -51,22 +63,113 @@ class SEMDataset(Dataset):
             pixels = read_image(path)
         except UnreadableImage as e:
             raise UnreadableImage(f'{path}: {e}') from None
-        scale = 65535.0 if pixels.dtype.itemsize == 2 else 255.0
-        x = torch.from_numpy(pixels.astype('float32') / scale)
-        x = x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1)
-        if x.shape[1:] != (self.input_size, self.input_size):
-            x = F.interpolate(x.unsqueeze(0), size=(self.input_size, self.input_size),
-                              mode='bilinear', antialias=True, align_corners=False)[0]
+        x = to_tensor(pixels, self.input_size)
         if self.augment:
             x = random_flip_turn(x)
+        if self.jitter:
+            x = random_jitter(x.unsqueeze(0), self.jitter)[0]
         return x, label, name
+
+
+def to_tensor(pixels, input_size):
+    """C x S x S float tensor in [0, 1] of an H x W (x C) uint8/uint16 array, resized to S."""
+    scale = 65535.0 if pixels.dtype.itemsize == 2 else 255.0
+    x = torch.from_numpy(pixels.astype('float32') / scale)
+    x = x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1)
+    if x.shape[1:] != (input_size, input_size):
+        x = F.interpolate(x.unsqueeze(0), size=(input_size, input_size), mode='bilinear',
+                          antialias=True, align_corners=False)[0]
+    return x
+
+
+def dihedral(x, k):
+    """The k-th (0..7) of the 8 flips and quarter turns of square images (last two dims)."""
+    if k >= 4:
+        x = x.flip(-1)
+    return torch.rot90(x, k % 4, dims=(-2, -1))
 
 
 def random_flip_turn(x):
     """An SEM crop has no canonical orientation: one of its 8 flips/quarter turns at random."""
-    if torch.rand(()) < 0.5:
-        x = x.flip(-1)
-    return torch.rot90(x, int(torch.randint(4, ())), dims=(-2, -1)).contiguous()
+    return dihedral(x, int(torch.randint(8, ()))).contiguous()
+
+
+def random_flip_turn_batch(x, generator=None):
+    """random_flip_turn drawn for each image of an N x C x S x S batch."""
+    k = torch.randint(8, (len(x),), generator=generator, device=generator.device
+                      if generator is not None else 'cpu').to(x.device)
+    out = x.clone()
+    for turn in range(1, 8):
+        chosen = (k == turn).nonzero().flatten()
+        if len(chosen):
+            out[chosen] = dihedral(x[chosen], turn)
+    return out
+
+
+def random_jitter(x, amount, generator=None):
+    """Brightness and contrast changed at random per image (gain 1 +- amount about the image's
+    mean, offset +- amount / 2): each class was imaged in one session, so its settings must not
+    become a cue the model relies on."""
+    n = len(x)
+    draw = torch.rand(2, n, 1, 1, 1, generator=generator,
+                      device=generator.device if generator is not None else 'cpu').to(x.device)
+    gain, offset = 1 + amount * (2 * draw[0] - 1), amount * (draw[1] - 0.5)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return ((x - mean) * gain + mean + offset).clamp(0, 1)
+
+
+def preload(dataset, num_workers):
+    """(uint8 N x C x S x S, labels, names) of every item of `dataset`, decoded once (gray
+    crops among colour ones repeated to 3 channels; 16-bit crops rounded to 8 bits)."""
+    loader = DataLoader(dataset.without_augmentation(), batch_size=64, num_workers=num_workers, collate_fn=collate)
+    images, labels, names = [], [], []
+    for x, y, batch_names in tqdm(loader, desc=f'decode {os.path.basename(dataset.split_dir)}',
+                                  leave=False, unit='batch'):
+        images.append(x.mul(255).round_().to(torch.uint8))
+        labels.append(y)
+        names += batch_names
+    channels = max(x.shape[1] for x in images)
+    images = torch.cat([x.expand(-1, channels, -1, -1) for x in images])
+    return images, torch.cat(labels), names
+
+
+def fits_on(device, images):
+    """Whether `images` take at most half of the device's free memory."""
+    free, _ = torch.cuda.mem_get_info(device)
+    return images.numel() * images.element_size() <= free // 2
+
+
+class PreloadedBatches:
+    """Batches (float images in [0, 1], labels, names) like a DataLoader over SEMDataset, from
+    preloaded uint8 tensors; shuffling and augmentation draw from `generator`."""
+
+    def __init__(self, data, batch_size, shuffle, drop_last, augment=False, jitter=0.0,
+                 device=None):
+        self.images, self.labels, self.names = data
+        if device is not None and device.type == 'cuda' and fits_on(device, self.images):
+            # uint8 crops live on the GPU: a batch is gathered and augmented there, uncopied
+            self.images, self.labels = self.images.to(device), self.labels.to(device)
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.augment, self.jitter = augment, jitter
+        self.generator = torch.Generator()
+
+    def __len__(self):
+        n = len(self.labels)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.labels)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        for step in range(len(self)):
+            index = order[step * self.batch_size:(step + 1) * self.batch_size]
+            names = [self.names[i] for i in index.tolist()]
+            index = index.to(self.images.device, non_blocking=True)
+            x = self.images[index].float().div_(255)
+            if self.augment:
+                x = random_flip_turn_batch(x, self.generator)
+            if self.jitter:
+                x = random_jitter(x, self.jitter, self.generator)
+            yield x, self.labels[index], names
 
 
 def collate(batch):

@@ -21,16 +21,49 @@ class SEMClassifier(nn.Module):
         self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
 
+    channels_last = False   # see use_channels_last()
+
+    def use_channels_last(self):
+        """Store weights and feed inputs channels-last (NHWC): the same numbers, faster
+        convolutions on CPUs and tensor-core GPUs."""
+        self.channels_last = True
+        return self.to(memory_format=torch.channels_last)
+
     def forward(self, x):
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)   # gray stays 1-channel until here
-        out = self.net((x - self.mean) / self.std)
+        x = (x - self.mean) / self.std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        out = self.net(x)
         # Inception v3 and GoogLeNet add auxiliary outputs in training mode: use the main one.
         return out.logits if hasattr(out, 'logits') else out
 
 
+class SEMNet(nn.Sequential):
+    """A small plain CNN for training from scratch on a CPU: a stride-2 3x3 convolution, then
+    four stages of two 3x3 convolutions (width w, 2w, 4w, 8w; each stage after the first halves
+    the side), global average pooling, dropout and a linear head. 1.2 M parameters at w=32."""
+
+    def __init__(self, num_classes, width=32, dropout=0.2):
+        def conv(cin, cout, stride=1):
+            return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
+                    nn.ReLU(inplace=True)]
+        layers = conv(3, width, 2)
+        cin = width
+        for stage, cout in enumerate((width, 2 * width, 4 * width, 8 * width)):
+            layers += conv(cin, cout, 1 if stage == 0 else 2) + conv(cout, cout)
+            cin = cout
+        super().__init__(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
+                         nn.Linear(cin, num_classes))
+
+
+# Networks of this project (no ImageNet weights), besides torchvision's.
+LOCAL_MODELS = {'semnet': SEMNet}
+
+
 def classification_models():
-    return sorted(torchvision.models.list_models(module=torchvision.models))
+    return sorted(LOCAL_MODELS) + sorted(torchvision.models.list_models(module=torchvision.models))
 
 
 def _replace_head(net, num_classes, name):
@@ -83,7 +116,11 @@ def build_model(cfg, num_classes, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), pre
              f"{', '.join(classification_models())}")
     if pretrained is None:
         pretrained = cfg['pretrained']
-    if pretrained:
+    if name in LOCAL_MODELS:
+        if pretrained:
+            fail(f'model={name}: has no ImageNet weights; --set pretrained=false')
+        net = LOCAL_MODELS[name](num_classes)
+    elif pretrained:
         net = torchvision.models.get_model(name)
         state = _imagenet_state(name, cfg['weights_file'])
         try:

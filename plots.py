@@ -43,3 +43,16 @@ def confusion_matrix_png(matrix, classes, path, title='Confusion matrix'):
                     color='white' if share[i, j] > 0.5 else 'black')
     save_figure_atomic(fig, path)
     plt.close(fig)
+
+
+def gradcam_png(image, cam, path, title):
+    """A gray crop beside the same crop with its Grad-CAM heat map (jet, half transparent)."""
+    fig, (ax_image, ax_cam) = plt.subplots(1, 2, figsize=(8, 4.4))
+    for ax in (ax_image, ax_cam):
+        ax.imshow(image, cmap='gray', vmin=0, vmax=1)
+        ax.axis('off')
+    overlay = ax_cam.imshow(cam, cmap='jet', alpha=0.45, vmin=0, vmax=1)
+    fig.colorbar(overlay, ax=ax_cam, fraction=0.046, pad=0.04, label='Grad-CAM')
+    fig.suptitle(title, fontsize=10)
+    save_figure_atomic(fig, path)
+    plt.close(fig)

@@ -3,24 +3,30 @@
     python test.py                                    # dataset_name / version at the top of config.py
     python test.py --dataset example --version paper
     python test.py --checkpoint last                  # or a path to a .pt file
+    python test.py --set tta=true                     # mean over the 8 flips/turns of each crop
 
-Writes to runs/<dataset>/<version>/: predictions.csv (one row per test image: Image Name,
-Prediction, Label, Result, then one probability column per class), classification_report.json
-(scikit-learn's, also printed), confusion_matrix.csv and confusion_matrix.png.
+Scores crops, and source frames (the mean probability of a frame's crops, from the dataset's
+manifest.csv). Class names `<composition>[_<state>]` (no suffix = pristine) are also scored as
+composition and as state. Writes to runs/<dataset>/<version>/:
+- predictions.csv: one row per test crop (Image Name, Prediction, Label, Result, Frame, one
+  probability column per class); frame_predictions.csv: one row per source frame;
+- results.json: accuracy, recall per class and confusion matrix per level (crops, frames,
+  composition, state); classification_report.json (scikit-learn's, also printed);
+- confusion_matrix.csv/.png (crops), and confusion_matrix_{frames,composition,state}.png.
 """
 import argparse
 import os
 
-import numpy as np
 import pandas as pd
-from sklearn.metrics import classification_report, confusion_matrix
+from sklearn.metrics import classification_report
 
 from config import add_config_arguments, config_from_args
 from dataset import SEMDataset
-from fileio import fail, run_dir_of, run_main, write_csv_atomic, write_json_atomic
-from model import build_model
+from evaluation import (add_probabilities, evaluate_split, factor_columns, read_frame_of_crop,
+                        vote_frames)
+from fileio import run_dir_of, run_main, write_csv_atomic, write_json_atomic
 from plots import confusion_matrix_png
-from utils import load_checkpoint, make_loader, pick_device, predict
+from utils import checkpoint_path, load_trained, make_loader, pick_device, predict
 
 
 def get_args_parser():
@@ -31,60 +37,98 @@ def get_args_parser():
     return p
 
 
-def load_model(cfg, path, device):
-    """The model of a checkpoint, checked against the config it is used with."""
-    state = load_checkpoint(path)
-    trained = state['config']
-    if trained.get('model') != cfg['model']:
-        fail(f"{path}: holds a {trained.get('model')} model, but {cfg['name']} says "
-             f"model={cfg['model']}; use the matching --version or --checkpoint")
-    classes = list(state['classes'])
-    model = build_model(cfg, len(classes), pretrained=False)
-    try:
-        model.load_state_dict(state['model'])
-    except RuntimeError as e:
-        fail(f'{path}: its weights do not fit {cfg["model"]} with {len(classes)} classes '
-             f'({str(e).splitlines()[0]})')
-    return model.to(device), classes, trained['input_size']
+def frames_of(names, cfg):
+    """The source frame of each test crop, or None (with a note) when the manifest lacks them."""
+    frame_of = read_frame_of_crop(cfg['data_dir'], 'test')
+    if frame_of is None:
+        print(f"note: no manifest.csv in {cfg['data_dir']}; frame results skipped")
+        return None
+    missing = [n for n in names if n not in frame_of]
+    if missing:
+        print(f"note: {len(missing)} test crops (e.g. {missing[0]}) are not in "
+              f"{cfg['data_dir']}/manifest.csv; frame results skipped")
+        return None
+    return [frame_of[n] for n in names]
+
+
+def write_tables(run_dir, names, frames, probs, labels, classes):
+    pred = probs.argmax(1)
+    table = pd.DataFrame({'Image Name': names, 'Prediction': [classes[i] for i in pred],
+                          'Label': [classes[i] for i in labels], 'Result': pred == labels})
+    if frames is not None:
+        table['Frame'] = frames
+    for column, values in factor_columns(probs, classes).items():
+        table[column] = values
+    write_csv_atomic(add_probabilities(table, probs, classes),
+                     os.path.join(run_dir, 'predictions.csv'))
+    if frames is None:
+        return
+    order, frame_labels, counts, frame_probs, agree = vote_frames(frames, probs, labels)
+    frame_pred = frame_probs.argmax(1)
+    table = pd.DataFrame({'Frame': order, 'Prediction': [classes[i] for i in frame_pred],
+                          'Label': [classes[i] for i in frame_labels],
+                          'Result': frame_pred == frame_labels, 'Crops': counts,
+                          'Agreement': agree.round(4)})
+    for column, values in factor_columns(frame_probs, classes).items():
+        table[column] = values
+    write_csv_atomic(add_probabilities(table, frame_probs, classes),
+                     os.path.join(run_dir, 'frame_predictions.csv'))
+
+
+def write_figures(run_dir, results, name):
+    panels = [('', results['crops'], 'test crops'), ('_frames', results.get('frames'), 'frames')]
+    for factor in ('composition', 'state'):
+        if factor in results:
+            panels.append((f'_{factor}', results[factor]['crops'], f'test crops, {factor}'))
+    for suffix, res, what in panels:
+        if res is not None:
+            confusion_matrix_png(res['confusion'], res['classes'],
+                                 os.path.join(run_dir, f'confusion_matrix{suffix}.png'),
+                                 title=f"{name}: {100 * res['accuracy']:.2f}% of {res['n']} {what}")
 
 
 def main(args):
     cfg = config_from_args(args)
     run_dir = run_dir_of(cfg)
-    path = os.path.join(run_dir, f'{args.checkpoint}.pt') if args.checkpoint in ('best', 'last') \
-        else args.checkpoint
+    path = checkpoint_path(run_dir, args.checkpoint)
     device = pick_device(cfg['device'])
-    model, classes, input_size = load_model(cfg, path, device)
-    test_set = SEMDataset(cfg['data_dir'], 'test', classes, input_size=input_size)
+    model, classes, state = load_trained(cfg, path, device)
+    test_set = SEMDataset(cfg['data_dir'], 'test', classes, input_size=state['config']['input_size'])
     loader = make_loader(test_set, cfg, False, device)
-    logits, labels, names = predict(model, loader, device, desc='test')
-    probs = logits.softmax(1).numpy()
-    pred, true = probs.argmax(1), labels.numpy()
-    accuracy = 100 * (pred == true).mean()
+    logits, labels, names = predict(model, loader, device, desc='test', tta=cfg['tta'])
+    probs, labels = logits.softmax(1).double().numpy(), labels.numpy()
+    frames = frames_of(names, cfg)
+    results = evaluate_split(probs, labels, classes, frames)
+    results.update(checkpoint=os.path.abspath(path), tta=cfg['tta'])
 
-    table = pd.DataFrame({'Image Name': names,
-                          'Prediction': [classes[i] for i in pred],
-                          'Label': [classes[i] for i in true],
-                          'Result': pred == true})
-    for i, cls in enumerate(classes):
-        table[f'P({cls})'] = np.round(probs[:, i], 6)
-    write_csv_atomic(table, os.path.join(run_dir, 'predictions.csv'))
-
+    write_tables(run_dir, names, frames, probs, labels, classes)
     ids = list(range(len(classes)))
-    print(classification_report(true, pred, labels=ids, target_names=classes, digits=4,
-                                zero_division=0))
-    report = classification_report(true, pred, labels=ids, target_names=classes,
-                                   output_dict=True, zero_division=0)
-    report['checkpoint'], report['n_images'] = os.path.abspath(path), len(true)
+    report_args = dict(labels=ids, target_names=classes, zero_division=0)
+    print(classification_report(labels, probs.argmax(1), digits=4, **report_args))
+    report = classification_report(labels, probs.argmax(1), output_dict=True, **report_args)
+    report['checkpoint'], report['n_images'] = os.path.abspath(path), len(labels)
     write_json_atomic(report, os.path.join(run_dir, 'classification_report.json'))
+    write_json_atomic(results, os.path.join(run_dir, 'results.json'))
+    crops = results['crops']
+    write_csv_atomic(pd.DataFrame(crops['confusion'], index=classes, columns=classes)
+                     .rename_axis('true'), os.path.join(run_dir, 'confusion_matrix.csv'),
+                     index=True)
+    write_figures(run_dir, results, cfg['name'])
+    print(summary_line(results) + f'; outputs in {run_dir}')
 
-    matrix = confusion_matrix(true, pred, labels=ids)
-    write_csv_atomic(pd.DataFrame(matrix, index=classes, columns=classes).rename_axis('true'),
-                     os.path.join(run_dir, 'confusion_matrix.csv'), index=True)
-    confusion_matrix_png(matrix, classes, os.path.join(run_dir, 'confusion_matrix.png'),
-                         title=f"{cfg['name']}: {accuracy:.2f}% of {len(true)} test crops")
-    print(f'accuracy {accuracy:.2f}% on {len(true)} test crops; '
-          f'outputs in {run_dir}')
+
+def summary_line(results):
+    parts = [f"accuracy {100 * results['crops']['accuracy']:.2f}% on {results['crops']['n']} "
+             'test crops']
+    if 'frames' in results:
+        parts.append(f"{100 * results['frames']['accuracy']:.2f}% on {results['frames']['n']} "
+                     'frames')
+    for factor in ('composition', 'state'):
+        if factor in results:
+            parts.append(f"{factor} {100 * results[factor]['crops']['accuracy']:.2f}%")
+    low = results['lowest_recall']
+    parts.append(f"lowest recall {100 * low['recall']:.1f}% ({low['class']})")
+    return '; '.join(parts)
 
 
 if __name__ == '__main__':

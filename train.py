@@ -23,6 +23,7 @@ from tqdm import tqdm
 from config import add_config_arguments, config_from_args
 from dataset import SEMDataset
 from fileio import fail, run_dir_of, run_main, write_csv_atomic, write_json_atomic
+from frames import image_size
 from model import build_model
 from plots import learning_curve
 from utils import (channel_stats, load_checkpoint, loss_fn, make_loader, optimize_fn, pick_device,
@@ -37,7 +38,7 @@ def get_args_parser():
     return p
 
 
-def train_one_epoch(model, loader, criterion, optimizer, device, desc):
+def train_one_epoch(model, loader, criterion, optimizer, scheduler, device, desc):
     """One pass over the training split; returns (loss, accuracy, seconds waiting for data)."""
     model.train()
     total_loss = torch.zeros((), device=device)
@@ -53,6 +54,7 @@ def train_one_epoch(model, loader, criterion, optimizer, device, desc):
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        scheduler.step()
         total_loss += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
@@ -136,8 +138,10 @@ def main(args):
     device = pick_device(cfg['device'])
 
     train_set = SEMDataset(cfg['data_dir'], 'train', input_size=cfg['input_size'],
-                           augment=cfg['augment'])
+                           augment=cfg['augment'], jitter=cfg['jitter'])
     classes = train_set.classes
+    # predict.py tiles whole frames at the scale the model was trained on
+    crop_size = list(image_size(os.path.join(train_set.split_dir, train_set.samples[0][0])))
     val_set = SEMDataset(cfg['data_dir'], 'validate', classes, input_size=cfg['input_size'])
     if resume:
         check_resumable(resume['config'], cfg)
@@ -150,24 +154,26 @@ def main(args):
         mean, std = channel_stats(train_set) if cfg['normalize'] else ((0.0,) * 3, (1.0,) * 3)
         model = build_model(cfg, len(classes), mean, std)
     model.to(device)
-    criterion = loss_fn(cfg)
-    optimizer = optimize_fn(cfg, model.parameters())
-    scheduler = schedule_fn(cfg, optimizer)
-    history, best_acc, start = [], -1.0, 0
-    if resume:
-        optimizer.load_state_dict(resume['optimizer'])
-        scheduler.load_state_dict(resume['scheduler'])
-        history, best_acc, start = resume['history'], resume['best_val_acc'], resume['epoch']
+    if cfg['channels_last']:
+        model.use_channels_last()
+    start = resume['epoch'] if resume else 0
     if start >= cfg['epochs']:
         fail(f"--resume: {run_dir} has already trained {start} of epochs={cfg['epochs']}; "
              f'continue with --set epochs=N (N > {start})')
     check_input_size(model, cfg, train_set[0][0].shape[0])
-    if not resume:
-        start_fresh(run_dir)
-    write_json_atomic(cfg, os.path.join(run_dir, 'config.json'))
-
     train_loader = make_loader(train_set, cfg, True, device)
     val_loader = make_loader(val_set, cfg, False, device)
+    criterion = loss_fn(cfg)
+    optimizer = optimize_fn(cfg, model.parameters())
+    scheduler = schedule_fn(cfg, optimizer, len(train_loader))
+    history, best_acc = [], -1.0
+    if resume:
+        optimizer.load_state_dict(resume['optimizer'])
+        scheduler.load_state_dict(resume['scheduler'])
+        history, best_acc = resume['history'], resume['best_val_acc']
+    else:
+        start_fresh(run_dir)
+    write_json_atomic(cfg, os.path.join(run_dir, 'config.json'))
     print(f"{cfg['name']}: {cfg['model']} on {device}, {len(classes)} classes, "
           f'{len(train_set)} train / {len(val_set)} validation crops, '
           f"epochs {start + 1}..{cfg['epochs']} -> {run_dir}")
@@ -176,9 +182,9 @@ def main(args):
         started = time.perf_counter()
         lr = optimizer.param_groups[0]['lr']
         train_loss, train_acc, data_time = train_one_epoch(
-            model, train_loader, criterion, optimizer, device, f"epoch {epoch + 1}/{cfg['epochs']}")
+            model, train_loader, criterion, optimizer, scheduler, device,
+            f"epoch {epoch + 1}/{cfg['epochs']}")
         val_loss, val_acc = evaluate(model, val_loader, criterion, device)
-        scheduler.step()
         seconds = time.perf_counter() - started
         history.append(dict(epoch=epoch + 1, train_loss=train_loss, train_acc=train_acc,
                             val_loss=val_loss, val_acc=val_acc, lr=lr, seconds=round(seconds, 2),
@@ -187,7 +193,8 @@ def main(args):
         best_acc = max(best_acc, val_acc)
         state = dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
                      scheduler=scheduler.state_dict(), epoch=epoch + 1, best_val_acc=best_acc,
-                     history=history, classes=classes, config=cfg)
+                     history=history, classes=classes, config=cfg,
+                     crop_size=crop_size)
         if improved:
             save_checkpoint(state, os.path.join(run_dir, 'best.pt'))
         save_checkpoint(state, os.path.join(run_dir, 'last.pt'))

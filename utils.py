@@ -4,6 +4,7 @@ loaders, prediction, and checkpoints.
 loss_fn / optimize_fn / schedule_fn are the extension points: add a branch to support another
 loss, optimizer or schedule, and its name becomes valid in config.py.
 """
+import math
 import os
 import random
 
@@ -12,8 +13,9 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from dataset import collate
+from dataset import PreloadedBatches, collate, dihedral, preload
 from fileio import atomic_path, fail
+from model import build_model
 
 LOSSES = ('cross_entropy',)
 OPTIMIZERS = ('adam', 'adamw', 'sgd')
@@ -38,13 +40,23 @@ def optimize_fn(config, params):
     fail(f"optimizer={config['optimizer']}: not supported; choose one of {', '.join(OPTIMIZERS)}")
 
 
-def schedule_fn(config, optimizer):
-    """Learning-rate schedule, stepped once per epoch."""
-    if config['scheduler'] == 'none':
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
-    if config['scheduler'] == 'cosine':
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config['epochs'])
-    fail(f"scheduler={config['scheduler']}: not supported; choose one of {', '.join(SCHEDULERS)}")
+def schedule_fn(config, optimizer, steps_per_epoch):
+    """Learning-rate factor, stepped after every optimizer step: a linear warm-up over
+    warmup_epochs, then constant (none) or a cosine down to zero at the last step (cosine)."""
+    if config['scheduler'] not in SCHEDULERS:
+        fail(f"scheduler={config['scheduler']}: not supported; choose one of "
+             f"{', '.join(SCHEDULERS)}")
+    warmup = config['warmup_epochs'] * steps_per_epoch
+    total = config['epochs'] * steps_per_epoch
+    cosine = config['scheduler'] == 'cosine'
+
+    def factor(step):
+        if step < warmup:
+            return (step + 1) / warmup
+        if cosine:
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+        return 1.0
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def seed_everything(seed):
@@ -85,13 +97,19 @@ def worker_count(config):
 
 
 def make_loader(dataset, config, train, device):
-    """Batches of `dataset`. Workers are started per epoch (not persistent) so that each epoch's
-    shuffling and augmentation follow from seed_epoch() alone: a resumed run repeats them."""
+    """Batches of `dataset`: from crops decoded once into memory when config['preload'], else
+    read per item by worker processes. Workers are started per epoch (not persistent) so that
+    each epoch's shuffling and augmentation follow from seed_epoch() alone: a resumed run
+    repeats them."""
     batch_size = config['batch_size'] if train else config['eval_batch_size']
     # Training drops the incomplete last batch (a batch of one breaks BatchNorm); shuffling
     # changes which crops those are in every epoch.
-    return DataLoader(dataset, batch_size=batch_size, shuffle=train,
-                      drop_last=train and len(dataset) >= batch_size,
+    drop_last = train and len(dataset) >= batch_size
+    if config['preload']:
+        return PreloadedBatches(preload(dataset, worker_count(config)), batch_size, train,
+                                drop_last, train and dataset.augment, train and dataset.jitter,
+                                device)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=train, drop_last=drop_last,
                       num_workers=worker_count(config), collate_fn=collate,
                       pin_memory=device.type == 'cuda', generator=torch.Generator())
 
@@ -104,6 +122,7 @@ def seed_epoch(loader, seed, epoch):
 
 def channel_stats(dataset, limit=2000):
     """Per-channel mean and std of (up to `limit`, evenly spaced) training crops, as 3-vectors."""
+    dataset = dataset.without_augmentation()
     step = max(1, len(dataset) // limit)
     total = torch.zeros(3, dtype=torch.float64)
     squares = torch.zeros(3, dtype=torch.float64)
@@ -120,12 +139,22 @@ def channel_stats(dataset, limit=2000):
 
 
 @torch.no_grad()
-def predict(model, loader, device, desc='predict'):
+def predict_batch(model, x, tta=False):
+    """Logits of a batch; with tta, the log of the mean softmax over the 8 flips/turns of each
+    image (so .softmax(1) gives that mean)."""
+    if not tta:
+        return model(x).float()
+    probs = sum(model(dihedral(x, k)).float().softmax(1) for k in range(8)) / 8
+    return probs.log()
+
+
+@torch.no_grad()
+def predict(model, loader, device, desc='predict', tta=False):
     """Logits, labels and names of every item of `loader`, in order."""
     model.eval()
     logits, labels, names = [], [], []
     for x, y, batch_names in tqdm(loader, desc=desc, leave=False, unit='batch'):
-        logits.append(model(x.to(device, non_blocking=True)).float().cpu())
+        logits.append(predict_batch(model, x.to(device, non_blocking=True), tta).cpu())
         labels.append(y)
         names += batch_names
     return torch.cat(logits), torch.cat(labels), names
@@ -134,6 +163,31 @@ def predict(model, loader, device, desc='predict'):
 def save_checkpoint(state, path):
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
+
+
+def checkpoint_path(run_dir, choice):
+    """'best' / 'last' of a run folder, or a path as given."""
+    return os.path.join(run_dir, f'{choice}.pt') if choice in ('best', 'last') else choice
+
+
+def load_trained(cfg, path, device):
+    """(model on `device` in eval mode, class names, the whole checkpoint) of a checkpoint,
+    checked against the config it is used with."""
+    state = load_checkpoint(path)
+    trained = state['config']
+    if trained.get('model') != cfg['model']:
+        fail(f"{path}: holds a {trained.get('model')} model, but {cfg['name']} says "
+             f"model={cfg['model']}; use the matching --version or --checkpoint")
+    classes = list(state['classes'])
+    model = build_model(cfg, len(classes), pretrained=False)
+    try:
+        model.load_state_dict(state['model'])
+    except RuntimeError as e:
+        fail(f'{path}: its weights do not fit {cfg["model"]} with {len(classes)} classes '
+             f'({str(e).splitlines()[0]})')
+    if cfg['channels_last']:
+        model.use_channels_last()
+    return model.to(device).eval(), classes, state
 
 
 def load_checkpoint(path):

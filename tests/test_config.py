@@ -74,3 +74,15 @@ def test_values_that_make_no_sense_are_refused():
         config_from_args(parser.parse_args(['--set', 'weight_decay=nan']))
     with pytest.raises(UserError, match='pretrained=true'):
         config_from_args(parser.parse_args(['--set', 'weights_file=w.pth']))   # cpu: no pretrained
+    with pytest.raises(UserError, match='jitter'):
+        config_from_args(parser.parse_args(['--set', 'jitter=1.5']))
+    with pytest.raises(UserError, match='warmup_epochs'):
+        config_from_args(parser.parse_args(['--set', 'warmup_epochs=9']))   # cpu: 3 epochs
+
+
+def test_recipes_train_from_scratch_and_vote_at_test_time():
+    for version in ('cpu30', 'gpu'):
+        cfg = get_config('reproduce', version)
+        assert cfg['pretrained'] is False and cfg['weights_file'] == ''
+        assert cfg['tta'] and cfg['augment'] and cfg['preload']
+        assert version in config.CROP_PIXELS

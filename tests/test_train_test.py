@@ -1,4 +1,5 @@
 """train.py and test.py on tiny data on the CPU: outputs, resume, checkpoints, clear errors."""
+import json
 import os
 import shutil
 import urllib.error
@@ -38,7 +39,7 @@ def test_test_script_writes_one_row_per_test_crop(trained):
     table = pd.read_csv(run_dir / 'predictions.csv')
     manifest = pd.read_csv(trained / 'data' / 'example' / 'manifest.csv')
     assert len(table) == (manifest['split'] == 'test').sum()
-    assert list(table.columns) == ['Image Name', 'Prediction', 'Label', 'Result',
+    assert list(table.columns) == ['Image Name', 'Prediction', 'Label', 'Result', 'Frame',
                                    'P(synthA)', 'P(synthB)', 'P(synthC)']
     probs = table[['P(synthA)', 'P(synthB)', 'P(synthC)']]
     assert ((probs.sum(axis=1) - 1).abs() < 1e-4).all()
@@ -50,6 +51,17 @@ def test_test_script_writes_one_row_per_test_crop(trained):
     matrix = pd.read_csv(run_dir / 'confusion_matrix.csv', index_col=0)
     assert matrix.values.sum() == len(table)
     assert (run_dir / 'confusion_matrix.png').read_bytes()[:4] == b'\x89PNG'
+    # frame verdicts: one row per test frame, its crops counted, the manifest's frame names
+    frames = pd.read_csv(run_dir / 'frame_predictions.csv')
+    test_rows = manifest[manifest['split'] == 'test']
+    expected = (test_rows['class'] + '/' + test_rows['source'].map(os.path.basename)).value_counts()
+    assert dict(zip(frames['Frame'], frames['Crops'])) == expected.to_dict()
+    assert frames['Agreement'].between(0, 1).all()
+    results = json.loads((run_dir / 'results.json').read_text())
+    assert results['frames']['n'] == len(frames)
+    assert results['frames']['accuracy'] == pytest.approx(frames['Result'].mean())
+    assert results['crops']['accuracy'] == pytest.approx(table['Result'].mean())
+    assert 'composition' not in results   # synthA..C do not read <composition>_<state>
 
 
 def test_checkpoint_round_trip_keeps_weights_and_normalisation(tmp_path):

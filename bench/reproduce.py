@@ -1,0 +1,114 @@
+"""Accuracy on frames never seen in training: aug_img -> train -> test on the real frames, per
+seed, and one table.
+
+    python bench/reproduce.py --version cpu30                  # the CPU recipe, seeds 1 2 3
+    python bench/reproduce.py --version gpu
+    python bench/reproduce.py --version cpu30 --seeds 1 --source /path/to/frames
+
+Each seed cuts its own frame split (aug_img.py --seed) and trains with its own seed. Crops per
+class as in the paper: 1280 train, 320 validation, 320 test (3,840 test crops for 12 classes);
+10 % of each class's frames for test, 20 % of the rest for validation. The commands are printed
+and run as a user would, in the project folder (data/reproduce, runs/reproduce/<version>); each
+seed's log and results.json are kept as runs/reproduce/<version>_seed<S>.{log,json}, the table
+as runs/reproduce/<version>_table.csv. The test split is only read by test.py, after training.
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pandas as pd
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from config import CROP_PIXELS  # noqa: E402
+from fileio import write_csv_atomic  # noqa: E402
+
+CROPS = '1280,320,320'
+
+
+def run_step(script, args, log):
+    """Run one pipeline command, its output appended to `log`; return wall seconds."""
+    cmd = [sys.executable, os.path.join(ROOT, script), *map(str, args)]
+    print('  $ python ' + ' '.join([script, *map(str, args)]), flush=True)
+    start = time.perf_counter()
+    with open(log, 'a', encoding='utf-8') as out:
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    if proc.returncode:
+        sys.exit(f'error: {script} failed (exit {proc.returncode}); see {log}')
+    return time.perf_counter() - start
+
+
+def device_name():
+    import torch   # only here: the table needs the card's name
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f'CPU, {len(os.sched_getaffinity(0))} cores'
+
+
+def one_seed(args, seed, out_dir):
+    log = os.path.join(out_dir, f'{args.version}_seed{seed}.log')
+    if os.path.exists(log):
+        os.remove(log)
+    run_step('aug_img.py', [args.source, 1920, '-p', args.pixel, '--crops', CROPS,
+                            '-n', 'reproduce', '--seed', seed, '--force'], log)
+    overrides = ['--set', f'seed={seed}', *[a for s in args.set for a in ('--set', s)]]
+    train_seconds = run_step('train.py', ['--dataset', 'reproduce', '--version', args.version,
+                                          *overrides, '--force'], log)
+    run_step('test.py', ['--dataset', 'reproduce', '--version', args.version, *overrides], log)
+    run_dir = os.path.join(out_dir, args.version)
+    with open(os.path.join(run_dir, 'results.json'), encoding='utf-8') as f:
+        results = json.load(f)
+    shutil.copyfile(os.path.join(run_dir, 'results.json'),
+                    os.path.join(out_dir, f'{args.version}_seed{seed}.json'))
+    low = results['lowest_recall']
+    return {'seed': seed,
+            'crops %': 100 * results['crops']['accuracy'],
+            'frames %': 100 * results['frames']['accuracy'],
+            'composition %': 100 * results['composition']['crops']['accuracy'],
+            'state %': 100 * results['state']['crops']['accuracy'],
+            'lowest recall %': 100 * low['recall'], 'lowest class': low['class'],
+            'train min': train_seconds / 60, 'device': device_name()}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--version', default='cpu30', help='config version (recipe) to run')
+    p.add_argument('--seeds', type=int, nargs='+', default=[1, 2, 3])
+    p.add_argument('--source', default=os.path.join(ROOT, '..', 'shared', 'sem'),
+                   help='folder of class folders of whole frames (12 NCM classes)')
+    p.add_argument('--pixel', default=None,
+                   help="crop side for aug_img.py (default: the recipe's, see CROP_PIXELS in "
+                        'config.py)')
+    p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                   help='config override passed to train.py and test.py')
+    args = p.parse_args()
+    if not os.path.isdir(args.source):
+        sys.exit(f'error: {args.source}: no such folder; give --source with the class folders')
+    args.pixel = args.pixel or CROP_PIXELS.get(args.version, 224)
+    out_dir = os.path.join(ROOT, 'runs', 'reproduce')
+    os.makedirs(out_dir, exist_ok=True)
+    rows = []
+    for seed in args.seeds:
+        print(f'seed {seed}:', flush=True)
+        rows.append(one_seed(args, seed, out_dir))
+        print('  ' + ', '.join(f'{k} {v:.2f}' if isinstance(v, float) else f'{k} {v}'
+                               for k, v in rows[-1].items()), flush=True)
+    table = pd.DataFrame(rows)
+    numbers = table.select_dtypes('number').drop(columns='seed')
+    summary = {k: f'{m:.2f} ± {s:.2f}' for k, m, s in
+               zip(numbers.columns, numbers.mean(), numbers.std(ddof=1).fillna(0))}
+    shown = table.round(2).astype(str)
+    shown.loc[len(shown)] = {'seed': f'mean ± std ({len(rows)})', **summary,
+                             'lowest class': '', 'device': rows[-1]['device']}
+    write_csv_atomic(shown, os.path.join(out_dir, f'{args.version}_table.csv'))
+    print(f'\n{args.version} on {args.source} (pixel {args.pixel}, crops {CROPS} per class):')
+    print(shown.to_string(index=False))
+
+
+if __name__ == '__main__':
+    main()

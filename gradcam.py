@@ -1,0 +1,158 @@
+"""Grad-CAM heat maps of a trained run over chosen crops, written as PNG overlays.
+
+    python gradcam.py                                  # 2 correctly classified test crops per class
+    python gradcam.py --per-class 4 --version cpu30    #   (read from test.py's predictions.csv)
+    python gradcam.py a.tif b.tif --target 811_cycled  # chosen crops, map of a chosen class
+
+Grad-CAM (Selvaraju et al., ICCV 2017): the activations of a layer, weighted per channel by the
+mean gradient of the class score, summed, clipped at zero, resized to the input and scaled to
+[0, 1]. It shows where in a crop the evidence for the class lies. The layer is by default the
+last one with a spatial output, larger than 1 x 1 (ResNet: layer4 from 64 px up;
+EfficientNet: features); --layer names another.
+
+Writes <out>/<name>.png (default out: runs/<dataset>/<version>/gradcam/): the crop, and the crop
+with the heat map over it, titled with the predicted class and its probability.
+"""
+import argparse
+import os
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from config import add_config_arguments, config_from_args
+from dataset import to_tensor
+from fileio import fail, run_dir_of, run_main
+from frames import UnreadableImage, read_image
+from plots import gradcam_png
+from utils import checkpoint_path, load_trained, pick_device
+
+
+class GradCAM:
+    """cam(x, target=None) -> (maps N x H x W in [0, 1], class probabilities N x K)."""
+
+    def __init__(self, model, input_size, layer_name=None):
+        self.model = model
+        p = next(model.parameters())
+        example = torch.zeros(1, 3, input_size, input_size, device=p.device, dtype=p.dtype)
+        self.layer_name = layer_name or last_spatial_layer(model, example)
+        modules = dict(model.named_modules())
+        if self.layer_name not in modules:
+            fail(f'--layer {self.layer_name}: no such module; spatial layers are '
+                 f"{', '.join(spatial_layers(model, example))}")
+        self.layer = modules[self.layer_name]
+
+    def __call__(self, x, target=None):
+        saved = {}
+
+        def keep(module, inputs, output):
+            saved['activation'] = output
+            output.register_hook(lambda grad: saved.__setitem__('gradient', grad))
+
+        handle = self.layer.register_forward_hook(keep)
+        try:
+            self.model.eval()
+            with torch.enable_grad():
+                logits = self.model(x)
+                target = logits.argmax(1) if target is None else target
+                self.model.zero_grad(set_to_none=True)
+                logits.gather(1, target.view(-1, 1)).sum().backward()
+        finally:
+            handle.remove()
+        self.model.zero_grad(set_to_none=True)
+        activation, gradient = saved['activation'].detach(), saved['gradient']
+        weights = gradient.mean(dim=(2, 3), keepdim=True)
+        cam = F.relu((weights * activation).sum(1, keepdim=True))
+        cam = F.interpolate(cam, size=x.shape[-2:], mode='bilinear', align_corners=False)[:, 0]
+        cam = cam / cam.amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
+        return cam.clamp(0, 1), logits.detach().softmax(1)
+
+
+def spatial_layers(model, x):
+    """Names of the modules whose output is an N x C x H x W map with H, W > 1, in the order
+    their forward passes finish."""
+    names, handles = [], []
+    for name, module in model.named_modules():
+        if name:
+            handles.append(module.register_forward_hook(
+                lambda m, i, out, name=name: names.append(name)
+                if torch.is_tensor(out) and out.ndim == 4 and min(out.shape[-2:]) > 1 else None))
+    try:
+        with torch.no_grad():
+            model.eval()(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return list(dict.fromkeys(names))
+
+
+def last_spatial_layer(model, x):
+    names = spatial_layers(model, x)
+    if not names:
+        fail(f'the model has no layer with a spatial output at input size {x.shape[-1]}; '
+             'Grad-CAM needs one')
+    return names[-1]
+
+
+def chosen_images(args, cfg, run_dir, classes):
+    """[(path, title prefix, output name)] from the command line, or correctly classified test
+    crops listed in test.py's predictions.csv."""
+    if args.images:
+        return [(p, '', os.path.splitext(os.path.basename(p))[0]) for p in args.images]
+    table_path = os.path.join(run_dir, 'predictions.csv')
+    if not os.path.isfile(table_path):
+        fail(f'{table_path}: not found; run test.py first, or name the images to explain')
+    table = pd.read_csv(table_path, dtype={'Image Name': str, 'Label': str})
+    right = table[table['Result']].sort_values('Image Name').groupby('Label').head(args.per_class)
+    return [(os.path.join(cfg['data_dir'], 'test', name), f'true {label}: ',
+             name.replace('/', '__').rsplit('.', 1)[0])
+            for name, label in zip(right['Image Name'], right['Label'])]
+
+
+def main(args):
+    cfg = config_from_args(args)
+    run_dir = run_dir_of(cfg)
+    if args.per_class < 1:
+        fail(f'--per-class {args.per_class}: give 1 or more')
+    device = pick_device(cfg['device'])
+    model, classes, state = load_trained(cfg, checkpoint_path(run_dir, args.checkpoint), device)
+    if args.target is not None and args.target not in classes:
+        fail(f"--target {args.target}: not a class of this model ({', '.join(classes)})")
+    cam = GradCAM(model, state['config']['input_size'], args.layer)
+    out = args.out or os.path.join(run_dir, 'gradcam')
+    os.makedirs(out, exist_ok=True)
+    images = chosen_images(args, cfg, run_dir, classes)
+    for path, prefix, name in tqdm(images, desc='grad-cam', unit='image'):
+        try:
+            x = to_tensor(read_image(path), state['config']['input_size'])
+        except (UnreadableImage, OSError) as e:
+            fail(f'{path}: {e}')
+        target = None if args.target is None else torch.tensor([classes.index(args.target)])
+        maps, probs = cam(x.unsqueeze(0).to(device), None if target is None else target.to(device))
+        shown = int(probs[0].argmax()) if target is None else int(target)
+        title = (f'{prefix}predicted {classes[int(probs[0].argmax())]} '
+                 f'({probs[0].max():.2f}); map of {classes[shown]}')
+        gradcam_png(x.mean(0).numpy(), maps[0].cpu().numpy(), os.path.join(out, f'{name}.png'),
+                    title)
+    print(f'{len(images)} Grad-CAM overlays (layer {cam.layer_name}) -> {out}')
+
+
+def get_args_parser():
+    p = argparse.ArgumentParser(description='Grad-CAM heat-map overlays of a trained run.')
+    p.add_argument('images', nargs='*', help='crops to explain (default: correct test crops)')
+    add_config_arguments(p)
+    p.add_argument('--checkpoint', default='best',
+                   help="'best' (default), 'last', or the path of a checkpoint file")
+    p.add_argument('--per-class', type=int, default=2,
+                   help='correctly classified test crops per class when no images are named')
+    p.add_argument('--target', default=None, help='class whose evidence to show (default: the '
+                                                  'predicted class)')
+    p.add_argument('--layer', default=None, help='module name of the layer (default: the last '
+                                                 'spatial one)')
+    p.add_argument('--out', default=None, help='output folder (default <run>/gradcam)')
+    return p
+
+
+if __name__ == '__main__':
+    run_main(main, get_args_parser().parse_args())

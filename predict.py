@@ -1,0 +1,150 @@
+"""Predict new, unlabelled SEM frames with a trained run: class, composition and state per frame.
+
+    python predict.py new_frames/                        # a folder of whole frames
+    python predict.py a.jpg b.tif --version cpu30 --out results/additive
+    python predict.py new_frames/ --bar 64               # rows of data bar to cut (default: detect)
+
+Each frame loses its data bar (found as aug_img.py finds it), and is cut into tiles the size of
+the run's training crops, evenly spaced to cover the frame; each tile is predicted (averaged over
+its 8 flips/turns when the config sets tta). A frame's verdict is the mean probability of its
+tiles. Frames must be imaged at the magnification of the training frames: tiles are cut in pixels.
+
+Writes to --out (default runs/<dataset>/<version>/predict/):
+- frames.csv: one row per frame: Frame, Prediction, Composition, State (when the class names
+  read <composition>[_<state>]), Agreement (share of tiles whose own prediction is the frame's),
+  Tiles, and the mean probability of each class;
+- tiles.csv: one row per tile: Frame, x, y, width, height, Prediction, probability per class.
+No labels are needed; unreadable files are skipped with a warning.
+"""
+import argparse
+import math
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from config import add_config_arguments, config_from_args
+from dataset import to_tensor
+from evaluation import add_probabilities, factor_columns
+from fileio import fail, run_dir_of, run_main, write_csv_atomic
+from frames import UnreadableImage, detect_bar, is_image_name, read_image
+from utils import checkpoint_path, load_trained, pick_device, predict_batch, worker_count
+
+
+def get_args_parser():
+    p = argparse.ArgumentParser(description='Predict whole, unlabelled SEM frames.')
+    p.add_argument('frames', nargs='+', help='image files and/or folders of image files')
+    add_config_arguments(p)
+    p.add_argument('--checkpoint', default='best',
+                   help="'best' (default), 'last', or the path of a checkpoint file")
+    p.add_argument('--out', default=None, help='output folder (default <run>/predict)')
+    p.add_argument('--bar', type=int, default=None,
+                   help='rows of data bar to cut (default: detected per frame; 0 keeps all)')
+    return p
+
+
+def list_frames(items):
+    """Image files named on the command line or found directly inside named folders."""
+    files = []
+    for item in items:
+        if os.path.isdir(item):
+            files += [os.path.join(item, n) for n in sorted(os.listdir(item))
+                      if is_image_name(n) and os.path.isfile(os.path.join(item, n))]
+        elif os.path.isfile(item):
+            files.append(item)
+        else:
+            fail(f'{item}: no such file or folder')
+    if not files:
+        fail(f"{', '.join(items)}: no image files found")
+    return files
+
+
+def tile_starts(length, side):
+    """Evenly spaced starts of the fewest tiles of `side` that cover `length`."""
+    count = math.ceil(length / side)
+    return np.linspace(0, length - side, count).round().astype(int).tolist()
+
+
+class FrameTiles(Dataset):
+    """Item i: (tiles as N x C x S x S floats, their (x, y) corners, frame path, problem)."""
+
+    def __init__(self, files, tile, input_size, bar):
+        self.files, self.tile, self.input_size, self.bar = files, tile, input_size, bar
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, i):
+        path = self.files[i]
+        width, height = self.tile
+        try:
+            pixels = read_image(path)
+        except UnreadableImage as e:
+            return None, None, path, str(e)
+        bar = detect_bar(pixels) if self.bar is None else self.bar
+        pixels = pixels[:pixels.shape[0] - bar]
+        if pixels.shape[0] < height or pixels.shape[1] < width:
+            return None, None, path, (f'{pixels.shape[1]}x{pixels.shape[0]} pixels without its '
+                                      f'{bar}-row data bar, smaller than the {width}x{height} '
+                                      'tiles the model was trained on')
+        corners = [(x, y) for y in tile_starts(pixels.shape[0], height)
+                   for x in tile_starts(pixels.shape[1], width)]
+        tiles = [to_tensor(pixels[y:y + height, x:x + width], self.input_size)
+                 for x, y in corners]
+        return torch.stack(tiles), corners, path, None
+
+
+def main(args):
+    cfg = config_from_args(args)
+    if args.bar is not None and args.bar < 0:
+        fail(f'--bar {args.bar}: give 0 or more rows')
+    run_dir = run_dir_of(cfg)
+    path = checkpoint_path(run_dir, args.checkpoint)
+    files = list_frames(args.frames)
+    device = pick_device(cfg['device'])
+    model, classes, state = load_trained(cfg, path, device)
+    if 'crop_size' not in state:
+        fail(f'{path}: does not record the size of its training crops (written by an older '
+             'train.py); train again to predict whole frames')
+    tile = state['crop_size']
+    out = args.out or os.path.join(run_dir, 'predict')
+    frames = FrameTiles(files, tile, state['config']['input_size'], args.bar)
+    loader = DataLoader(frames, batch_size=None, num_workers=worker_count(cfg))
+
+    frame_rows, tile_rows, frame_probs, tile_probs = [], [], [], []
+    for tiles, corners, file, problem in tqdm(loader, desc='predict', unit='frame'):
+        if problem:
+            tqdm.write(f'warning: skipping {file}: {problem}', file=sys.stderr)
+            continue
+        probs = torch.cat([predict_batch(model, chunk.to(device), cfg['tta']).softmax(1).cpu()
+                           for chunk in tiles.split(cfg['eval_batch_size'])]).double().numpy()
+        mean = probs.mean(0)
+        frame_rows.append({'Frame': file, 'Prediction': classes[mean.argmax()],
+                           'Agreement': round(float((probs.argmax(1) == mean.argmax()).mean()), 4),
+                           'Tiles': len(probs)})
+        frame_probs.append(mean)
+        tile_rows += [{'Frame': file, 'x': x, 'y': y, 'width': tile[0], 'height': tile[1],
+                       'Prediction': classes[p.argmax()]} for (x, y), p in zip(corners, probs)]
+        tile_probs.append(probs)
+    if not frame_rows:
+        fail(f'none of the {len(files)} files could be predicted (see the warnings above)')
+    write_table(frame_rows, np.stack(frame_probs), classes, os.path.join(out, 'frames.csv'))
+    write_table(tile_rows, np.concatenate(tile_probs), classes, os.path.join(out, 'tiles.csv'))
+    print(f'{len(frame_rows)} frames ({len(tile_rows)} tiles) predicted -> {out}/frames.csv, '
+          f'{out}/tiles.csv')
+
+
+def write_table(rows, probs, classes, path):
+    table = pd.DataFrame(rows)
+    for position, (column, values) in enumerate(factor_columns(probs, classes).items(), 2):
+        table.insert(position, column, values)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_csv_atomic(add_probabilities(table, probs, classes), path)
+
+
+if __name__ == '__main__':
+    run_main(main, get_args_parser().parse_args())

@@ -1,0 +1,69 @@
+"""Frame voting and the composition / state reading of class names."""
+import numpy as np
+import pytest
+
+from evaluation import class_factors, evaluate_split, read_frame_of_crop, vote_frames
+
+PAPER_CLASSES = ['333', '333_cycled', '333_formation', '523', '523_cycled', '523_formation',
+                 '622', '622_cycled', '622_formation', '811', '811_cycled', '811_formation']
+
+
+def test_class_names_split_into_composition_and_state():
+    factors = class_factors(PAPER_CLASSES)
+    assert factors['composition'] == [c.split('_')[0] for c in PAPER_CLASSES]
+    assert factors['state'][:3] == ['pristine', 'cycled', 'formation']
+    assert set(factors['state']) == {'pristine', 'cycled', 'formation'}
+
+
+@pytest.mark.parametrize('classes', [
+    ['synthA', 'synthB', 'synthC'],            # no states: composition would just repeat classes
+    ['333_cycled', '523_cycled'],              # one state only
+    ['a_b_c', 'a', 'b_c'],                     # two underscores
+    ['333_', '333_cycled', '523'],             # empty state
+])
+def test_names_that_do_not_factor_get_plain_results(classes):
+    assert class_factors(classes) is None
+    probs = np.eye(len(classes))
+    results = evaluate_split(probs, np.arange(len(classes)), classes)
+    assert 'composition' not in results and 'state' not in results
+    assert results['crops']['accuracy'] == 1.0
+
+
+def test_frame_verdict_is_the_mean_probability_of_its_crops():
+    # frame f1: two confident wrong crops lose to three moderately right ones
+    frames = ['c0/f1'] * 5 + ['c1/f2'] * 2
+    probs = np.array([[0.1, 0.9], [0.1, 0.9], [0.8, 0.2], [0.8, 0.2], [0.8, 0.2],
+                      [0.4, 0.6], [0.9, 0.1]])
+    labels = np.array([0, 0, 0, 0, 0, 1, 1])
+    order, frame_labels, counts, mean, agree = vote_frames(frames, probs, labels)
+    assert order == ['c0/f1', 'c1/f2']
+    assert frame_labels.tolist() == [0, 1] and counts.tolist() == [5, 2]
+    np.testing.assert_allclose(mean, [[0.52, 0.48], [0.65, 0.35]])
+    np.testing.assert_allclose(agree, [0.6, 0.5])
+    results = evaluate_split(probs, labels, ['c0', 'c1'], frames)
+    assert results['crops']['accuracy'] == pytest.approx(4 / 7)
+    assert results['frames']['accuracy'] == 0.5 and results['frames']['n'] == 2
+
+
+def test_composition_and_state_sum_the_probabilities_of_their_classes():
+    classes = ['523', '622', '622_cycled']
+    # argmax class is 523 (0.4), but composition 622 holds 0.6 in total
+    probs = np.array([[0.4, 0.3, 0.3], [0.1, 0.1, 0.8]])
+    labels = np.array([1, 2])
+    results = evaluate_split(probs, labels, classes)
+    assert results['crops']['accuracy'] == 0.5
+    assert results['composition']['crops']['accuracy'] == 1.0
+    assert results['composition']['crops']['classes'] == ['523', '622']
+    assert results['state']['crops']['classes'] == ['cycled', 'pristine']
+    assert results['state']['crops']['accuracy'] == 1.0
+    assert results['lowest_recall'] == {'class': '622', 'recall': 0.0}
+
+
+def test_manifest_maps_each_crop_to_its_frame(tmp_path):
+    (tmp_path / 'manifest.csv').write_text(
+        'split,class,source,x,y,width,height,bar,file\n'
+        'test,811,src/811/a b.jpg,0,0,8,8,0,test/811/a b_jpg_0000_x0_y0.tif\n'
+        'train,811,src/811/c.jpg,0,0,8,8,0,train/811/c_jpg_0000_x0_y0.tif\n', encoding='utf-8')
+    assert read_frame_of_crop(str(tmp_path), 'test') == {
+        '811/a b_jpg_0000_x0_y0.tif': '811/a b.jpg'}
+    assert read_frame_of_crop(str(tmp_path / 'nothing'), 'test') is None

@@ -1,0 +1,111 @@
+"""Composition/state results of test.py, predict.py on whole unlabelled frames, Grad-CAM."""
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from conftest import TINY, assert_clean_error, run
+from gradcam import GradCAM
+from model import build_model
+from synthetic_sem import write_source
+
+RUN = os.path.join('runs', 'example', 'cpu')
+TEXT = {'Label': str, 'Prediction': str, 'Composition': str, 'State': str}   # '333' is a name
+CLASSES = ['333', '333_cycled', '523', '523_cycled']
+
+
+@pytest.fixture(scope='module')
+def factored(tmp_path_factory):
+    """A one-epoch run on 4 synthetic classes named <composition>[_<state>], tested."""
+    cwd = tmp_path_factory.mktemp('factored')
+    for style, name in zip(write_source(str(cwd / 'synthetic'), classes=4, frames=6, width=160,
+                                        height=120, bar=16), CLASSES):
+        os.renames(cwd / 'synthetic' / style, cwd / 'source' / name)
+    run('aug_img.py', 'source', 60, '-p', 32, '-n', 'example', cwd=cwd)
+    run('train.py', *TINY, cwd=cwd)
+    run('test.py', *TINY, cwd=cwd)
+    return cwd
+
+
+def test_results_split_composition_and_state(factored):
+    run_dir = factored / RUN
+    results = json.loads((run_dir / 'results.json').read_text())
+    table = pd.read_csv(run_dir / 'predictions.csv', dtype=TEXT)
+    for factor, values in (('composition', ['333', '523']), ('state', ['cycled', 'pristine'])):
+        crops = results[factor]['crops']
+        assert crops['classes'] == values
+        assert np.sum(crops['confusion']) == len(table)
+        column = factor.capitalize()
+        truth = table['Label'].map(lambda c: c.split('_')[0] if factor == 'composition'
+                                   else (c.split('_')[1] if '_' in c else 'pristine'))
+        assert crops['accuracy'] == pytest.approx((table[column] == truth).mean())
+        assert set(crops['recall']) <= set(values)
+        assert results[factor]['frames']['n'] == results['frames']['n']
+        assert (run_dir / f'confusion_matrix_{factor}.png').read_bytes()[:4] == b'\x89PNG'
+    assert results['lowest_recall']['class'] in CLASSES
+
+
+def test_predict_tiles_whole_frames_without_labels(factored, tmp_path):
+    frames = tmp_path / 'new frames é'                 # spaces and non-ASCII must work
+    frames.mkdir()
+    for i, cls in enumerate(CLASSES[:2]):
+        src = factored / 'source' / cls / 'frame_000.png'
+        (frames / f'unlabelled {i}.png').write_bytes(src.read_bytes())
+    (frames / 'notes.txt').write_text('sidecar, not an image')
+    (frames / 'broken.jpg').write_bytes(b'not a jpeg')
+    out = tmp_path / 'out'
+    proc = run('predict.py', frames, *TINY, '--out', out, cwd=factored)
+    assert 'broken.jpg' in proc.stderr and 'Traceback' not in proc.stderr
+    per_frame = pd.read_csv(out / 'frames.csv', dtype=TEXT)
+    tiles = pd.read_csv(out / 'tiles.csv', dtype=TEXT)
+    assert len(per_frame) == 2
+    assert list(per_frame.columns[:6]) == ['Frame', 'Prediction', 'Composition', 'State',
+                                           'Agreement', 'Tiles']
+    # 160 x 120 frame, 16-row bar cut: 160 x 104 covered by 5 x 4 tiles of 32 px
+    assert per_frame['Tiles'].tolist() == [20, 20] and len(tiles) == 40
+    assert tiles['y'].max() + 32 == 104 and tiles['x'].max() + 32 == 160
+    probs = [f'P({c})' for c in CLASSES]
+    np.testing.assert_allclose(per_frame[probs].sum(axis=1), 1, atol=1e-4)
+    for frame, group in tiles.groupby('Frame'):
+        row = per_frame[per_frame['Frame'] == frame].iloc[0]
+        np.testing.assert_allclose(group[probs].mean(), row[probs].astype(float), atol=1e-5)
+        assert row['Agreement'] == pytest.approx((group['Prediction'] == row['Prediction']).mean(),
+                                                 abs=1e-4)
+    assert per_frame['Composition'].isin(['333', '523']).all()
+
+
+def test_predict_explains_frames_it_cannot_use(factored, tmp_path):
+    small = tmp_path / 'small.png'
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(small)
+    assert_clean_error(run('predict.py', small, *TINY, cwd=factored, check=False), 'none of the')
+    assert_clean_error(run('predict.py', tmp_path / 'missing', *TINY, cwd=factored, check=False),
+                       'missing')
+
+
+def test_gradcam_map_has_the_input_shape_and_follows_the_evidence():
+    torch.manual_seed(0)
+    model = build_model({'model': 'resnet18', 'pretrained': False}, 3).eval()
+    cam = GradCAM(model, 64)
+    assert cam.layer_name == 'net.layer4'          # 2 x 2 at 64 px
+    assert GradCAM(model, 32).layer_name == 'net.layer3'   # layer4 is 1 x 1 at 32 px
+    x = torch.rand(2, 1, 64, 64)
+    maps, probs = cam(x)
+    assert maps.shape == (2, 64, 64)
+    assert float(maps.std()) > 0                   # a map, not a constant
+    assert float(maps.min()) >= 0 and float(maps.max()) <= 1
+    assert torch.allclose(probs.sum(1), torch.ones(2))
+    assert all(p.grad is None for p in model.parameters())   # no gradients left behind
+
+
+def test_gradcam_command_writes_overlays_of_correct_test_crops(factored):
+    proc = run('gradcam.py', *TINY, '--per-class', 1, cwd=factored)
+    pngs = sorted((factored / RUN / 'gradcam').glob('*.png'))
+    table = pd.read_csv(factored / RUN / 'predictions.csv', dtype=TEXT)
+    assert len(pngs) == table[table['Result']]['Label'].nunique()
+    assert 'layer net.layer3' in proc.stdout       # 32-pixel crops: the last map above 1 x 1
+    with Image.open(pngs[0]) as im:
+        assert im.format == 'PNG' and im.size[0] > 300
