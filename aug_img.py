@@ -24,7 +24,7 @@ from collections import Counter
 import numpy as np
 from tqdm import tqdm
 
-from frames import UnreadableImage, detect_bar, image_size, is_image_name, read_image, save_crop
+from frames import UnreadableImage, cut_bar, image_size, is_image_name, read_image, save_crop
 from fileio import DATA_ROOT, fail, make_public, run_main, write_json_atomic, write_rows_atomic
 
 SPLITS = ('train', 'validate', 'test')
@@ -197,8 +197,7 @@ def cut_frame(task, pixel, bar, out_dir, fmt):
         pixels = read_image(task['file'])
     except UnreadableImage as e:
         return [], None, ('skip', f"skipping {task['file']}: {e}")
-    bar_rows = detect_bar(pixels) if bar is None else min(bar, pixels.shape[0])
-    pixels = pixels[:pixels.shape[0] - bar_rows]
+    pixels, bar_rows = cut_bar(pixels, bar)
     height, width = pixels.shape[:2]
     if pixel == 'half':
         cw, ch = width // 2, height // 2

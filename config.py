@@ -172,6 +172,12 @@ def add_config_arguments(parser):
     return parser
 
 
+def add_checkpoint_argument(parser):
+    parser.add_argument('--checkpoint', default='best',
+                        help="'best' (default), 'last', or the path of a checkpoint file")
+    return parser
+
+
 def config_from_args(args):
     cfg = apply_overrides(get_config(args.dataset, args.version), args.set)
     check_values(cfg)

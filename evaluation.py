@@ -61,9 +61,9 @@ def read_frame_of_crop(data_dir, split):
     return frame_of
 
 
-def vote_frames(frames, probs, labels):
-    """Per frame, in order of first appearance: (frame, label, number of crops, mean probs,
-    share of its crops whose own prediction equals the frame's verdict)."""
+def vote_frames(frames, probs, labels=None):
+    """Per frame, in order of first appearance: (frame, label (None without labels), number of
+    crops, mean probs, share of its crops whose own prediction equals the frame's verdict)."""
     order = list(dict.fromkeys(frames))
     index = {f: i for i, f in enumerate(order)}
     group = np.array([index[f] for f in frames])
@@ -71,8 +71,10 @@ def vote_frames(frames, probs, labels):
     mean = np.zeros((len(order), probs.shape[1]))
     np.add.at(mean, group, probs)
     mean /= counts[:, None]
-    label = np.zeros(len(order), dtype=int)
-    label[group] = labels
+    label = None
+    if labels is not None:
+        label = np.zeros(len(order), dtype=int)
+        label[group] = labels
     agree = np.bincount(group, weights=probs.argmax(1) == mean.argmax(1)[group],
                         minlength=len(order)) / counts
     return order, label, counts, mean, agree

@@ -139,6 +139,12 @@ def detect_bar(pixels):
     return height - top
 
 
+def cut_bar(pixels, bar=None):
+    """(the frame without its data bar, rows cut): `bar` rows (at most the frame), or detected."""
+    rows = detect_bar(pixels) if bar is None else min(bar, pixels.shape[0])
+    return pixels[:pixels.shape[0] - rows], rows
+
+
 def save_crop(path, pixels, fmt):
     """Write one crop losslessly as 'tif' (fast, below) or 'png' (smaller, slower)."""
     if fmt == 'tif':

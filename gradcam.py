@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from config import add_config_arguments, config_from_args
+from config import add_checkpoint_argument, add_config_arguments, config_from_args
 from dataset import to_tensor
 from fileio import fail, run_dir_of, run_main
 from frames import UnreadableImage, read_image
@@ -47,8 +47,11 @@ class GradCAM:
         saved = {}
 
         def keep(module, inputs, output):
-            saved['activation'] = output
-            output.register_hook(lambda grad: saved.__setitem__('gradient', grad))
+            # A copy: a later in-place op (ReLU(inplace), +=) must not change what was seen.
+            saved['activation'] = output.detach().clone()
+            # Backward runs in reverse: for a module called twice, the first gradient to arrive
+            # belongs to the last call, whose activation is the one kept.
+            output.register_hook(lambda grad: saved.setdefault('gradient', grad))
 
         handle = self.layer.register_forward_hook(keep)
         try:
@@ -99,7 +102,11 @@ def chosen_images(args, cfg, run_dir, classes):
     """[(path, title prefix, output name)] from the command line, or correctly classified test
     crops listed in test.py's predictions.csv."""
     if args.images:
-        return [(p, '', os.path.splitext(os.path.basename(p))[0]) for p in args.images]
+        # crops of the same name from different folders get the folder in their PNG's name
+        stems = [os.path.splitext(os.path.basename(p))[0] for p in args.images]
+        return [(p, '', stem if stems.count(stem) == 1 else
+                 os.path.splitext(os.path.normpath(p))[0].replace(os.sep, '__').lstrip('._'))
+                for p, stem in zip(args.images, stems)]
     table_path = os.path.join(run_dir, 'predictions.csv')
     if not os.path.isfile(table_path):
         fail(f'{table_path}: not found; run test.py first, or name the images to explain')
@@ -142,8 +149,7 @@ def get_args_parser():
     p = argparse.ArgumentParser(description='Grad-CAM heat-map overlays of a trained run.')
     p.add_argument('images', nargs='*', help='crops to explain (default: correct test crops)')
     add_config_arguments(p)
-    p.add_argument('--checkpoint', default='best',
-                   help="'best' (default), 'last', or the path of a checkpoint file")
+    add_checkpoint_argument(p)
     p.add_argument('--per-class', type=int, default=2,
                    help='correctly classified test crops per class when no images are named')
     p.add_argument('--target', default=None, help='class whose evidence to show (default: the '

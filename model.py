@@ -1,4 +1,5 @@
-"""The network: a torchvision classifier by name, with the input handling it needs.
+"""The network: semnet (a small CNN of this project) or a torchvision classifier by name, with the
+input handling it needs.
 
 SEMClassifier takes crops as they come from dataset.py (1-channel gray or 3-channel, values in
 [0, 1]), makes them 3-channel and normalises them with statistics of the training split. Those
@@ -105,14 +106,14 @@ def _imagenet_state(name, weights_file):
 
 
 def build_model(cfg, num_classes, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), pretrained=None):
-    """SEMClassifier around torchvision's `cfg['model']`.
+    """SEMClassifier around `cfg['model']`: semnet, or a torchvision classifier by name.
 
     pretrained=None follows cfg['pretrained']; pass False when weights will be loaded from a
     checkpoint anyway (resume, test), so that nothing is downloaded for nothing.
     """
     name = cfg['model']
     if name not in classification_models():
-        fail(f"model={name}: not a torchvision classification model; choose one of "
+        fail(f"model={name}: not a model this pipeline knows; choose one of "
              f"{', '.join(classification_models())}")
     if pretrained is None:
         pretrained = cfg['pretrained']

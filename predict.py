@@ -9,6 +9,7 @@ the run's training crops, evenly spaced to cover the frame; each tile is predict
 its 8 flips/turns when the config sets tta). A frame's verdict is the mean probability of its
 tiles. Frames must be imaged at the magnification of the training frames: tiles are cut in pixels.
 
+A colour frame given to a model trained on gray crops is converted to gray (luma), with a note.
 Writes to --out (default runs/<dataset>/<version>/predict/):
 - frames.csv: one row per frame: Frame, Prediction, Composition, State (when the class names
   read <composition>[_<state>]), Agreement (share of tiles whose own prediction is the frame's),
@@ -27,11 +28,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from config import add_config_arguments, config_from_args
+from config import add_checkpoint_argument, add_config_arguments, config_from_args
 from dataset import to_tensor
-from evaluation import add_probabilities, factor_columns
+from evaluation import add_probabilities, factor_columns, vote_frames
 from fileio import fail, run_dir_of, run_main, write_csv_atomic
-from frames import UnreadableImage, detect_bar, is_image_name, read_image
+from frames import UnreadableImage, cut_bar, is_image_name, read_image
 from utils import checkpoint_path, load_trained, pick_device, predict_batch, worker_count
 
 
@@ -39,8 +40,7 @@ def get_args_parser():
     p = argparse.ArgumentParser(description='Predict whole, unlabelled SEM frames.')
     p.add_argument('frames', nargs='+', help='image files and/or folders of image files')
     add_config_arguments(p)
-    p.add_argument('--checkpoint', default='best',
-                   help="'best' (default), 'last', or the path of a checkpoint file")
+    add_checkpoint_argument(p)
     p.add_argument('--out', default=None, help='output folder (default <run>/predict)')
     p.add_argument('--bar', type=int, default=None,
                    help='rows of data bar to cut (default: detected per frame; 0 keeps all)')
@@ -60,7 +60,7 @@ def list_frames(items):
             fail(f'{item}: no such file or folder')
     if not files:
         fail(f"{', '.join(items)}: no image files found")
-    return files
+    return list(dict.fromkeys(files))   # a frame named twice is predicted once
 
 
 def tile_starts(length, side):
@@ -70,10 +70,12 @@ def tile_starts(length, side):
 
 
 class FrameTiles(Dataset):
-    """Item i: (tiles as N x C x S x S floats, their (x, y) corners, frame path, problem)."""
+    """Item i: (tiles as N x C x S x S floats, their (x, y) corners, frame path, problem or None,
+    whether a colour frame was made gray for a model trained on gray crops)."""
 
-    def __init__(self, files, tile, input_size, bar):
-        self.files, self.tile, self.input_size, self.bar = files, tile, input_size, bar
+    def __init__(self, files, tile, input_size, bar, channels):
+        self.files, self.tile, self.input_size = files, tile, input_size
+        self.bar, self.channels = bar, channels
 
     def __len__(self):
         return len(self.files)
@@ -82,20 +84,27 @@ class FrameTiles(Dataset):
         path = self.files[i]
         width, height = self.tile
         try:
-            pixels = read_image(path)
+            pixels, bar = cut_bar(read_image(path), self.bar)
         except UnreadableImage as e:
-            return None, None, path, str(e)
-        bar = detect_bar(pixels) if self.bar is None else self.bar
-        pixels = pixels[:pixels.shape[0] - bar]
+            return None, None, path, str(e), False
         if pixels.shape[0] < height or pixels.shape[1] < width:
             return None, None, path, (f'{pixels.shape[1]}x{pixels.shape[0]} pixels without its '
                                       f'{bar}-row data bar, smaller than the {width}x{height} '
-                                      'tiles the model was trained on')
+                                      'tiles the model was trained on'), False
+        made_gray = self.channels == 1 and pixels.ndim == 3
+        if made_gray:
+            pixels = luma(pixels)
         corners = [(x, y) for y in tile_starts(pixels.shape[0], height)
                    for x in tile_starts(pixels.shape[1], width)]
         tiles = [to_tensor(pixels[y:y + height, x:x + width], self.input_size)
                  for x, y in corners]
-        return torch.stack(tiles), corners, path, None
+        return torch.stack(tiles), corners, path, None, made_gray
+
+
+def luma(pixels):
+    """Gray (ITU-R BT.601 luma) of an H x W x 3 array, in its own dtype."""
+    gray = pixels.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return gray.round().astype(pixels.dtype)
 
 
 def main(args):
@@ -112,28 +121,34 @@ def main(args):
              'train.py); train again to predict whole frames')
     tile = state['crop_size']
     out = args.out or os.path.join(run_dir, 'predict')
-    frames = FrameTiles(files, tile, state['config']['input_size'], args.bar)
+    frames = FrameTiles(files, tile, state['config']['input_size'], args.bar,
+                        state.get('channels'))
     loader = DataLoader(frames, batch_size=None, num_workers=worker_count(cfg))
 
-    frame_rows, tile_rows, frame_probs, tile_probs = [], [], [], []
-    for tiles, corners, file, problem in tqdm(loader, desc='predict', unit='frame'):
+    tile_rows, tile_probs, made_gray = [], [], 0
+    for tiles, corners, file, problem, gray in tqdm(loader, desc='predict', unit='frame'):
         if problem:
             tqdm.write(f'warning: skipping {file}: {problem}', file=sys.stderr)
             continue
-        probs = torch.cat([predict_batch(model, chunk.to(device), cfg['tta']).softmax(1).cpu()
-                           for chunk in tiles.split(cfg['eval_batch_size'])]).double().numpy()
-        mean = probs.mean(0)
-        frame_rows.append({'Frame': file, 'Prediction': classes[mean.argmax()],
-                           'Agreement': round(float((probs.argmax(1) == mean.argmax()).mean()), 4),
-                           'Tiles': len(probs)})
-        frame_probs.append(mean)
-        tile_rows += [{'Frame': file, 'x': x, 'y': y, 'width': tile[0], 'height': tile[1],
-                       'Prediction': classes[p.argmax()]} for (x, y), p in zip(corners, probs)]
-        tile_probs.append(probs)
-    if not frame_rows:
+        made_gray += gray
+        tile_probs.append(torch.cat([
+            predict_batch(model, chunk.to(device), cfg['tta']).softmax(1).cpu()
+            for chunk in tiles.split(cfg['eval_batch_size'])]).double().numpy())
+        tile_rows += [{'Frame': file, 'x': x, 'y': y, 'width': tile[0], 'height': tile[1]}
+                      for x, y in corners]
+    if not tile_rows:
         fail(f'none of the {len(files)} files could be predicted (see the warnings above)')
-    write_table(frame_rows, np.stack(frame_probs), classes, os.path.join(out, 'frames.csv'))
-    write_table(tile_rows, np.concatenate(tile_probs), classes, os.path.join(out, 'tiles.csv'))
+    if made_gray:
+        print(f'note: {made_gray} colour frame(s) converted to gray: the model was trained on '
+              'gray crops')
+    probs = np.concatenate(tile_probs)
+    for row, p in zip(tile_rows, probs):
+        row['Prediction'] = classes[p.argmax()]
+    order, _, counts, frame_probs, agree = vote_frames([r['Frame'] for r in tile_rows], probs)
+    frame_rows = [{'Frame': f, 'Prediction': classes[p.argmax()], 'Agreement': round(a, 4),
+                   'Tiles': n} for f, p, a, n in zip(order, frame_probs, agree.tolist(), counts)]
+    write_table(frame_rows, frame_probs, classes, os.path.join(out, 'frames.csv'))
+    write_table(tile_rows, probs, classes, os.path.join(out, 'tiles.csv'))
     print(f'{len(frame_rows)} frames ({len(tile_rows)} tiles) predicted -> {out}/frames.csv, '
           f'{out}/tiles.csv')
 

@@ -20,7 +20,7 @@ import os
 import pandas as pd
 from sklearn.metrics import classification_report
 
-from config import add_config_arguments, config_from_args
+from config import add_checkpoint_argument, add_config_arguments, config_from_args
 from dataset import SEMDataset
 from evaluation import (add_probabilities, evaluate_split, factor_columns, read_frame_of_crop,
                         vote_frames)
@@ -32,8 +32,7 @@ from utils import checkpoint_path, load_trained, make_loader, pick_device, predi
 def get_args_parser():
     p = argparse.ArgumentParser(description='Predict the test split with a trained checkpoint.')
     add_config_arguments(p)
-    p.add_argument('--checkpoint', default='best',
-                   help="'best' (default), 'last', or the path of a checkpoint file")
+    add_checkpoint_argument(p)
     return p
 
 
@@ -62,6 +61,7 @@ def write_tables(run_dir, names, frames, probs, labels, classes):
     write_csv_atomic(add_probabilities(table, probs, classes),
                      os.path.join(run_dir, 'predictions.csv'))
     if frames is None:
+        remove_stale(os.path.join(run_dir, 'frame_predictions.csv'))
         return
     order, frame_labels, counts, frame_probs, agree = vote_frames(frames, probs, labels)
     frame_pred = frame_probs.argmax(1)
@@ -80,11 +80,22 @@ def write_figures(run_dir, results, name):
     for factor in ('composition', 'state'):
         if factor in results:
             panels.append((f'_{factor}', results[factor]['crops'], f'test crops, {factor}'))
+    for factor in ('composition', 'state'):
+        if factor not in results:
+            panels.append((f'_{factor}', None, ''))
     for suffix, res, what in panels:
-        if res is not None:
-            confusion_matrix_png(res['confusion'], res['classes'],
-                                 os.path.join(run_dir, f'confusion_matrix{suffix}.png'),
+        path = os.path.join(run_dir, f'confusion_matrix{suffix}.png')
+        if res is None:
+            remove_stale(path)
+        else:
+            confusion_matrix_png(res['confusion'], res['classes'], path,
                                  title=f"{name}: {100 * res['accuracy']:.2f}% of {res['n']} {what}")
+
+
+def remove_stale(path):
+    """A level that this test run does not score must not leave an older run's file behind."""
+    if os.path.exists(path):
+        os.remove(path)
 
 
 def main(args):

@@ -20,10 +20,10 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from config import add_config_arguments, config_from_args
+from config import add_config_arguments, config_from_args, gen_default
 from dataset import SEMDataset
 from fileio import fail, run_dir_of, run_main, write_csv_atomic, write_json_atomic
-from frames import image_size
+from frames import UnreadableImage, image_size
 from model import build_model
 from plots import learning_curve
 from utils import (channel_stats, load_checkpoint, loss_fn, make_loader, optimize_fn, pick_device,
@@ -104,13 +104,14 @@ def start_fresh(run_dir):
 
 
 # Keys that may change when a run is resumed: they do not alter what the run computes so far.
-RESUME_MAY_CHANGE = ('num_workers', 'eval_batch_size', 'device')
+RESUME_MAY_CHANGE = ('num_workers', 'eval_batch_size', 'device', 'tta')
 
 
 def check_resumable(before, now):
     """A resumed run continues the same experiment; say which settings differ if not."""
+    default = gen_default(now['dataset'])   # keys added since the run started had this value
     changed = sorted(k for k in now if k not in RESUME_MAY_CHANGE and k != 'epochs'
-                     and before.get(k) != now[k])
+                     and before.get(k, default.get(k)) != now[k])
     if now['epochs'] != before['epochs'] and now['scheduler'] != 'none':
         changed.append(f"epochs (the {now['scheduler']} schedule was planned for "
                        f"{before['epochs']})")
@@ -140,8 +141,12 @@ def main(args):
     train_set = SEMDataset(cfg['data_dir'], 'train', input_size=cfg['input_size'],
                            augment=cfg['augment'], jitter=cfg['jitter'])
     classes = train_set.classes
-    # predict.py tiles whole frames at the scale the model was trained on
-    crop_size = list(image_size(os.path.join(train_set.split_dir, train_set.samples[0][0])))
+    # predict.py tiles whole frames at the scale and in the colours the model was trained on
+    first = os.path.join(train_set.split_dir, train_set.samples[0][0])
+    try:
+        crop_size, channels = list(image_size(first)), train_set[0][0].shape[0]
+    except UnreadableImage as e:
+        fail(f'cannot read the first training crop ({e}); cut the dataset again with aug_img.py')
     val_set = SEMDataset(cfg['data_dir'], 'validate', classes, input_size=cfg['input_size'])
     if resume:
         check_resumable(resume['config'], cfg)
@@ -160,7 +165,7 @@ def main(args):
     if start >= cfg['epochs']:
         fail(f"--resume: {run_dir} has already trained {start} of epochs={cfg['epochs']}; "
              f'continue with --set epochs=N (N > {start})')
-    check_input_size(model, cfg, train_set[0][0].shape[0])
+    check_input_size(model, cfg, channels)
     train_loader = make_loader(train_set, cfg, True, device)
     val_loader = make_loader(val_set, cfg, False, device)
     criterion = loss_fn(cfg)
@@ -194,7 +199,7 @@ def main(args):
         state = dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
                      scheduler=scheduler.state_dict(), epoch=epoch + 1, best_val_acc=best_acc,
                      history=history, classes=classes, config=cfg,
-                     crop_size=crop_size)
+                     crop_size=crop_size, channels=channels)
         if improved:
             save_checkpoint(state, os.path.join(run_dir, 'best.pt'))
         save_checkpoint(state, os.path.join(run_dir, 'last.pt'))

@@ -52,7 +52,7 @@ def schedule_fn(config, optimizer, steps_per_epoch):
 
     def factor(step):
         if step < warmup:
-            return (step + 1) / warmup
+            return min(1.0, (step + 1) / warmup)
         if cosine:
             return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
         return 1.0
@@ -155,7 +155,7 @@ def predict(model, loader, device, desc='predict', tta=False):
     logits, labels, names = [], [], []
     for x, y, batch_names in tqdm(loader, desc=desc, leave=False, unit='batch'):
         logits.append(predict_batch(model, x.to(device, non_blocking=True), tta).cpu())
-        labels.append(y)
+        labels.append(y.cpu())   # preloaded labels may live on the GPU
         names += batch_names
     return torch.cat(logits), torch.cat(labels), names
 

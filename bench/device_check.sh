@@ -3,8 +3,9 @@
 #   bash bench/device_check.sh [FRAMES_DIR]
 # FRAMES_DIR holds class folders of real frames (default .device/sem_subset, a git-ignored copy
 # of a few classes of ../shared/sem). Runs the test suite, then aug_img -> train -> test with the
-# `cpu` version on the GPU, the offline-pretrained message, and one epoch of the `paper` version
-# from scratch (img/s from its history). Results are copied to $OUT (or .device/results).
+# `cpu` version on the GPU, the offline-pretrained message, one epoch of the `paper` version
+# from scratch (img/s from its history), and 3 epochs of the `gpu` recipe on 448 px crops with
+# test (tta), predict.py and gradcam.py on the GPU. Results are copied to $OUT (or .device/results).
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 SRC=$(realpath "${1:-$REPO/.device/sem_subset}")
@@ -50,3 +51,12 @@ cp runs/example/cpu/history.csv "$RESULTS/history_cpu.csv"
 cp runs/example/paper/history.csv "$RESULTS/history_paper.csv"
 cp runs/example/cpu/classification_report.json "$RESULTS/report_cpu.json"
 cp runs/example/cpu/confusion_matrix.png "$RESULTS/confusion_cpu.png"
+
+step "gpu recipe, 3 epochs on 448 px crops (GPU-resident data), then test, predict, gradcam"
+python3 "$REPO/aug_img.py" "$SRC" 600 -p 448 -n example448
+python3 "$REPO/train.py" --dataset paper_split --version gpu --set data_dir=data/example448 --set epochs=3
+python3 "$REPO/test.py" --dataset paper_split --version gpu --set data_dir=data/example448 | tail -1
+python3 "$REPO/predict.py" "$SRC/$(ls "$SRC" | head -1)" --dataset paper_split --version gpu | tail -1
+python3 "$REPO/gradcam.py" --dataset paper_split --version gpu --set data_dir=data/example448 --per-class 1 | tail -1
+cp runs/paper_split/gpu/history.csv "$RESULTS/history_gpu.csv"
+cp runs/paper_split/gpu/results.json "$RESULTS/results_gpu.json"

@@ -15,7 +15,6 @@ as runs/reproduce/<version>_table.csv. The test split is only read by test.py, a
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from config import CROP_PIXELS  # noqa: E402
-from fileio import write_csv_atomic  # noqa: E402
+from fileio import write_csv_atomic, write_json_atomic  # noqa: E402
 
 CROPS = '1280,320,320'
 
@@ -47,7 +46,7 @@ def device_name():
     import torch   # only here: the table needs the card's name
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    return f'CPU, {len(os.sched_getaffinity(0))} cores'
+    return f'CPU, {os.cpu_count()} cores'
 
 
 def one_seed(args, seed, out_dir):
@@ -63,14 +62,19 @@ def one_seed(args, seed, out_dir):
     run_dir = os.path.join(out_dir, args.version)
     with open(os.path.join(run_dir, 'results.json'), encoding='utf-8') as f:
         results = json.load(f)
-    shutil.copyfile(os.path.join(run_dir, 'results.json'),
-                    os.path.join(out_dir, f'{args.version}_seed{seed}.json'))
+    write_json_atomic(results, os.path.join(out_dir, f'{args.version}_seed{seed}.json'))
     low = results['lowest_recall']
+
+    def percent(*keys):   # levels a data set does not have (no manifest, other names): NaN
+        level = results
+        for key in keys:
+            level = level.get(key, {})
+        return 100 * level.get('accuracy', float('nan'))
     return {'seed': seed,
-            'crops %': 100 * results['crops']['accuracy'],
-            'frames %': 100 * results['frames']['accuracy'],
-            'composition %': 100 * results['composition']['crops']['accuracy'],
-            'state %': 100 * results['state']['crops']['accuracy'],
+            'crops %': percent('crops'),
+            'frames %': percent('frames'),
+            'composition %': percent('composition', 'crops'),
+            'state %': percent('state', 'crops'),
             'lowest recall %': 100 * low['recall'], 'lowest class': low['class'],
             'train min': train_seconds / 60, 'device': device_name()}
 
@@ -89,6 +93,7 @@ def main():
     args = p.parse_args()
     if not os.path.isdir(args.source):
         sys.exit(f'error: {args.source}: no such folder; give --source with the class folders')
+    args.source = os.path.abspath(args.source)   # the steps run in the project folder
     args.pixel = args.pixel or CROP_PIXELS.get(args.version, 224)
     out_dir = os.path.join(ROOT, 'runs', 'reproduce')
     os.makedirs(out_dir, exist_ok=True)

@@ -78,6 +78,16 @@ def test_predict_tiles_whole_frames_without_labels(factored, tmp_path):
     assert per_frame['Composition'].isin(['333', '523']).all()
 
 
+def test_predict_makes_colour_frames_gray_for_a_gray_model(factored, tmp_path):
+    gray = np.asarray(Image.open(factored / 'source' / CLASSES[0] / 'frame_001.png').convert('L'))
+    colour = np.stack([gray, gray // 2, gray], axis=2)        # tinted: really colour
+    Image.fromarray(colour).save(tmp_path / 'tinted.png')
+    out = tmp_path / 'out'
+    proc = run('predict.py', tmp_path / 'tinted.png', *TINY, '--out', out, cwd=factored)
+    assert '1 colour frame(s) converted to gray' in proc.stdout
+    assert len(pd.read_csv(out / 'frames.csv')) == 1
+
+
 def test_predict_explains_frames_it_cannot_use(factored, tmp_path):
     small = tmp_path / 'small.png'
     Image.fromarray(np.zeros((20, 20), np.uint8)).save(small)
@@ -86,7 +96,24 @@ def test_predict_explains_frames_it_cannot_use(factored, tmp_path):
                        'missing')
 
 
-def test_gradcam_map_has_the_input_shape_and_follows_the_evidence():
+def test_gradcam_map_lies_where_the_evidence_is():
+    # one feature map = the image; the class-0 score is its mean, class 1 its negative
+    conv = torch.nn.Conv2d(3, 1, 1, bias=False)
+    head = torch.nn.Linear(1, 2, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+        head.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+    model = torch.nn.Sequential(conv, torch.nn.ReLU(inplace=True), torch.nn.AdaptiveAvgPool2d(1),
+                                torch.nn.Flatten(), head)
+    x = torch.zeros(1, 3, 16, 16)
+    x[:, :, 2:6, 9:13] = 1.0                                  # the evidence: one bright patch
+    maps, probs = GradCAM(model, 16, layer_name='0')(x, torch.tensor([0]))
+    assert probs[0].argmax() == 0
+    assert torch.all(maps[0, 2:6, 9:13] == 1)                # the patch, in full
+    assert float(maps[0].sum()) == 16.0                       # and nothing else
+
+
+def test_gradcam_map_has_the_input_shape():
     torch.manual_seed(0)
     model = build_model({'model': 'resnet18', 'pretrained': False}, 3).eval()
     cam = GradCAM(model, 64)

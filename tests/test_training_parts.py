@@ -79,6 +79,9 @@ def test_schedule_warms_up_then_follows_a_cosine_to_zero():
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:])) and lrs[-1] < 0.01
     flat = schedule_fn({**cfg, 'scheduler': 'none', 'warmup_epochs': 0.0}, optimizer, 10)
     assert flat.lr_lambdas[0](0) == flat.lr_lambdas[0](29) == 1.0
+    # a warm-up of half a step's worth never overshoots the learning rate
+    short = schedule_fn({**cfg, 'scheduler': 'none', 'warmup_epochs': 0.5}, optimizer, 3)
+    assert max(short.lr_lambdas[0](step) for step in range(9)) == 1.0
 
 
 def test_semnet_takes_gray_crops_and_has_no_imagenet_weights():
