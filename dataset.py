@@ -96,8 +96,7 @@ def random_flip_turn(x):
 
 def random_flip_turn_batch(x, generator=None):
     """random_flip_turn drawn for each image of an N x C x S x S batch."""
-    k = torch.randint(8, (len(x),), generator=generator, device=generator.device
-                      if generator is not None else 'cpu').to(x.device)
+    k = torch.randint(8, (len(x),), generator=generator).to(x.device)   # drawn on the CPU
     out = x.clone()
     for turn in range(1, 8):
         chosen = (k == turn).nonzero().flatten()
@@ -111,8 +110,7 @@ def random_jitter(x, amount, generator=None):
     mean, offset +- amount / 2): each class was imaged in one session, so its settings must not
     become a cue the model relies on."""
     n = len(x)
-    draw = torch.rand(2, n, 1, 1, 1, generator=generator,
-                      device=generator.device if generator is not None else 'cpu').to(x.device)
+    draw = torch.rand(2, n, 1, 1, 1, generator=generator).to(x.device)   # drawn on the CPU
     gain, offset = 1 + amount * (2 * draw[0] - 1), amount * (draw[1] - 0.5)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     return ((x - mean) * gain + mean + offset).clamp(0, 1)
@@ -121,7 +119,8 @@ def random_jitter(x, amount, generator=None):
 def preload(dataset, num_workers):
     """(uint8 N x C x S x S, labels, names) of every item of `dataset`, decoded once (gray
     crops among colour ones repeated to 3 channels; 16-bit crops rounded to 8 bits)."""
-    loader = DataLoader(dataset.without_augmentation(), batch_size=64, num_workers=num_workers, collate_fn=collate)
+    loader = DataLoader(dataset.without_augmentation(), batch_size=64, num_workers=num_workers,
+                        collate_fn=collate)
     images, labels, names = [], [], []
     for x, y, batch_names in tqdm(loader, desc=f'decode {os.path.basename(dataset.split_dir)}',
                                   leave=False, unit='batch'):

@@ -104,7 +104,8 @@ def main(args):
     path = checkpoint_path(run_dir, args.checkpoint)
     device = pick_device(cfg['device'])
     model, classes, state = load_trained(cfg, path, device)
-    test_set = SEMDataset(cfg['data_dir'], 'test', classes, input_size=state['config']['input_size'])
+    test_set = SEMDataset(cfg['data_dir'], 'test', classes,
+                          input_size=state['config']['input_size'])
     loader = make_loader(test_set, cfg, False, device)
     logits, labels, names = predict(model, loader, device, desc='test', tta=cfg['tta'])
     probs, labels = logits.softmax(1).double().numpy(), labels.numpy()

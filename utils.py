@@ -54,7 +54,8 @@ def schedule_fn(config, optimizer, steps_per_epoch):
         if step < warmup:
             return min(1.0, (step + 1) / warmup)
         if cosine:
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+            done = min(1.0, (step - warmup) / max(1, total - warmup))
+            return 0.5 * (1 + math.cos(math.pi * done))
         return 1.0
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
