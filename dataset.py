@@ -9,6 +9,7 @@ PreloadedBatches serves the same batches from crops decoded once into one uint8 
 worker process competes with the model for the CPU after the first pass.
 """
 import copy
+import functools
 import os
 
 import torch
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from distributed import Ranks
 from fileio import fail
 from frames import UnreadableImage, is_image_name, read_image
 
@@ -96,22 +98,34 @@ def random_flip_turn(x):
 
 def random_flip_turn_batch(x, generator=None):
     """random_flip_turn drawn for each image of an N x C x S x S batch."""
-    k = torch.randint(8, (len(x),), generator=generator).to(x.device)   # drawn on the CPU
-    out = x.clone()
-    for turn in range(1, 8):
-        chosen = (k == turn).nonzero().flatten()
-        if len(chosen):
-            out[chosen] = dihedral(x[chosen], turn)
-    return out
+    return flip_turn_batch(x, torch.randint(8, (len(x),), generator=generator))
+
+
+def flip_turn_batch(x, turns):
+    """Image i of the batch as dihedral(x[i], turns[i]): one gather, no per-image work."""
+    n, c, h, w = x.shape
+    index = _dihedral_maps(h, x.device)[turns.to(x.device, non_blocking=True)]
+    return x.flatten(2).gather(2, index.unsqueeze(1).expand(-1, c, -1)).view(n, c, h, w)
+
+
+@functools.lru_cache(maxsize=8)
+def _dihedral_maps(size, device):
+    """8 x S*S: row k holds, for each pixel of dihedral(image, k), the flat index of its source."""
+    grid = torch.arange(size * size, device=device).view(size, size)
+    return torch.stack([dihedral(grid, k).flatten() for k in range(8)])
 
 
 def random_jitter(x, amount, generator=None):
     """Brightness and contrast changed at random per image (gain 1 +- amount about the image's
     mean, offset +- amount / 2): each class was imaged in one session, so its settings must not
     become a cue the model relies on."""
-    n = len(x)
-    draw = torch.rand(2, n, 1, 1, 1, generator=generator).to(x.device)   # drawn on the CPU
-    gain, offset = 1 + amount * (2 * draw[0] - 1), amount * (draw[1] - 0.5)
+    return jitter(x, amount, torch.rand(2, len(x), generator=generator))
+
+
+def jitter(x, amount, draws):
+    """random_jitter with its uniform [0, 1) draws given (2 x N: gain, offset)."""
+    draws = draws.to(x.device, non_blocking=True).view(2, -1, 1, 1, 1)
+    gain, offset = 1 + amount * (2 * draws[0] - 1), amount * (draws[1] - 0.5)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     return ((x - mean) * gain + mean + offset).clamp(0, 1)
 
@@ -140,17 +154,28 @@ def fits_on(device, images):
 
 class PreloadedBatches:
     """Batches (float images in [0, 1], labels, names) like a DataLoader over SEMDataset, from
-    preloaded uint8 tensors; shuffling and augmentation draw from `generator`."""
+    preloaded uint8 tensors; shuffling and augmentation draw from `generator`.
+
+    With several processes (ranks), every process draws the same order and augmentation of the
+    whole batch and keeps its share (rank, rank + world, ...): together they compute exactly the
+    batch one process would, and no crop is counted twice.
+    """
 
     def __init__(self, data, batch_size, shuffle, drop_last, augment=False, jitter=0.0,
-                 device=None):
+                 device=None, ranks=Ranks()):
         self.images, self.labels, self.names = data
-        if device is not None and device.type == 'cuda' and fits_on(device, self.images):
+        self.device = device or torch.device('cpu')   # where batches are made and augmented
+        self.on_device = self.device.type == 'cuda' and fits_on(self.device, self.images)
+        if self.on_device:
             # uint8 crops live on the GPU: a batch is gathered and augmented there, uncopied
             self.images, self.labels = self.images.to(device), self.labels.to(device)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
-        self.augment, self.jitter = augment, jitter
+        self.augment, self.jitter, self.ranks = augment, jitter, ranks
         self.generator = torch.Generator()
+
+    @property
+    def nbytes(self):
+        return self.images.numel() * self.images.element_size()
 
     def __len__(self):
         n = len(self.labels)
@@ -159,16 +184,29 @@ class PreloadedBatches:
     def __iter__(self):
         n = len(self.labels)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        mine = slice(self.ranks.rank, None, self.ranks.world)
         for step in range(len(self)):
             index = order[step * self.batch_size:(step + 1) * self.batch_size]
+            if self.augment:
+                turns = torch.randint(8, (len(index),), generator=self.generator)[mine]
+            if self.jitter:
+                draws = torch.rand(2, len(index), generator=self.generator)[:, mine]
+            index = index[mine]
+            if not len(index):   # a last evaluation batch smaller than the number of ranks
+                continue
             names = [self.names[i] for i in index.tolist()]
             index = index.to(self.images.device, non_blocking=True)
-            x = self.images[index].float().div_(255)
+            x, y = self.images[index], self.labels[index]
+            if not self.on_device and self.device.type == 'cuda':
+                # too big for the GPU: gathered in host memory, sent as uint8 from pinned pages
+                x = x.pin_memory().to(self.device, non_blocking=True)
+                y = y.pin_memory().to(self.device, non_blocking=True)
+            x = x.float().div_(255)
             if self.augment:
-                x = random_flip_turn_batch(x, self.generator)
+                x = flip_turn_batch(x, turns)
             if self.jitter:
-                x = random_jitter(x, self.jitter, self.generator)
-            yield x, self.labels[index], names
+                x = jitter(x, self.jitter, draws)
+            yield x, y, names
 
 
 def collate(batch):

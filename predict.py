@@ -33,7 +33,8 @@ from dataset import to_tensor
 from evaluation import add_probabilities, factor_columns, vote_frames
 from fileio import fail, run_dir_of, run_main, write_csv_atomic
 from frames import UnreadableImage, cut_bar, is_image_name, read_image
-from utils import checkpoint_path, load_trained, pick_device, predict_batch, worker_count
+from utils import (amp_dtype, autocast, checkpoint_path, load_trained, pick_device, predict_batch,
+                   worker_count)
 
 
 def get_args_parser():
@@ -123,25 +124,36 @@ def main(args):
     out = args.out or os.path.join(run_dir, 'predict')
     frames = FrameTiles(files, tile, state['config']['input_size'], args.bar,
                         state.get('channels'))
-    loader = DataLoader(frames, batch_size=None, num_workers=worker_count(cfg))
+    loader = DataLoader(frames, batch_size=None, num_workers=worker_count(cfg),
+                        pin_memory=device.type == 'cuda')
+    amp = amp_dtype(cfg, device)
 
-    tile_rows, tile_probs, made_gray = [], [], 0
+    def probabilities(tiles):   # stay on the device: no wait for it between batches
+        with autocast(device, amp):
+            return predict_batch(model, tiles.to(device, non_blocking=True),
+                                 cfg['tta']).softmax(1)
+
+    # tiles of several frames share a batch: a frame has only a few dozen
+    tile_rows, tile_probs, queued, made_gray = [], [], [], 0
     for tiles, corners, file, problem, gray in tqdm(loader, desc='predict', unit='frame'):
         if problem:
             tqdm.write(f'warning: skipping {file}: {problem}', file=sys.stderr)
             continue
         made_gray += gray
-        tile_probs.append(torch.cat([
-            predict_batch(model, chunk.to(device), cfg['tta']).softmax(1).cpu()
-            for chunk in tiles.split(cfg['eval_batch_size'])]).double().numpy())
+        queued.append(tiles)
+        if sum(map(len, queued)) >= cfg['eval_batch_size']:
+            tile_probs.append(probabilities(torch.cat(queued)))
+            queued = []
         tile_rows += [{'Frame': file, 'x': x, 'y': y, 'width': tile[0], 'height': tile[1]}
                       for x, y in corners]
+    if queued:
+        tile_probs.append(probabilities(torch.cat(queued)))
     if not tile_rows:
         fail(f'none of the {len(files)} files could be predicted (see the warnings above)')
     if made_gray:
         print(f'note: {made_gray} colour frame(s) converted to gray: the model was trained on '
               'gray crops')
-    probs = np.concatenate(tile_probs)
+    probs = torch.cat(tile_probs).double().cpu().numpy()
     for row, p in zip(tile_rows, probs):
         row['Prediction'] = classes[p.argmax()]
     order, _, counts, frame_probs, agree = vote_frames([r['Frame'] for r in tile_rows], probs)

@@ -26,7 +26,7 @@ from evaluation import (add_probabilities, evaluate_split, factor_columns, read_
                         vote_frames)
 from fileio import run_dir_of, run_main, write_csv_atomic, write_json_atomic
 from plots import confusion_matrix_png
-from utils import checkpoint_path, load_trained, make_loader, pick_device, predict
+from utils import amp_dtype, checkpoint_path, load_trained, make_loader, pick_device, predict
 
 
 def get_args_parser():
@@ -107,7 +107,8 @@ def main(args):
     test_set = SEMDataset(cfg['data_dir'], 'test', classes,
                           input_size=state['config']['input_size'])
     loader = make_loader(test_set, cfg, False, device)
-    logits, labels, names = predict(model, loader, device, desc='test', tta=cfg['tta'])
+    logits, labels, names = predict(model, loader, device, desc='test', tta=cfg['tta'],
+                                   amp=amp_dtype(cfg, device))
     probs, labels = logits.softmax(1).double().numpy(), labels.numpy()
     frames = frames_of(names, cfg)
     results = evaluate_split(probs, labels, classes, frames)

@@ -5,29 +5,37 @@
     python train.py --set epochs=10 --set lr=1e-3     # type-checked overrides
     python train.py --resume                          # continue from runs/<dataset>/<version>/last.pt
     python train.py --force                           # start over, replacing that run
+    torchrun --nproc_per_node=4 train.py --version gpu  # one process per GPU (distributed.py)
 
 Outputs in runs/<dataset>/<version>/: best.pt (highest validation accuracy; the test split is
 never looked at), last.pt (for --resume), history.csv (one row per epoch), learning_curve.png,
-config.json.
+config.json. Each epoch's line and history.csv give training img/s and the share of that time
+spent waiting for data.
 """
 import argparse
 import math
 import os
 import shutil
 import time
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+import distributed
+
 from config import add_config_arguments, config_from_args, gen_default
-from dataset import SEMDataset
+from dataset import PreloadedBatches, SEMDataset
+from distributed import Ranks, barrier, broadcast_buffers, sum_over_ranks
 from fileio import fail, run_dir_of, run_main, write_csv_atomic, write_json_atomic
 from frames import UnreadableImage, image_size
 from model import build_model
 from plots import learning_curve
-from utils import (channel_stats, load_checkpoint, loss_fn, make_loader, optimize_fn, pick_device,
-                   predict, save_checkpoint, schedule_fn, seed_epoch, seed_everything)
+from utils import (amp_dtype, autocast, channel_stats, load_checkpoint, loss_fn, make_loader,
+                   optimize_fn, pick_device, predict, save_checkpoint, schedule_fn, seed_epoch,
+                   seed_everything)
 
 
 def get_args_parser():
@@ -38,37 +46,81 @@ def get_args_parser():
     return p
 
 
-def train_one_epoch(model, loader, criterion, optimizer, scheduler, device, desc):
-    """One pass over the training split; returns (loss, accuracy, seconds waiting for data)."""
-    model.train()
-    total_loss = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
+@dataclass
+class Training:
+    """Everything one optimisation step needs."""
+    model: torch.nn.Module       # what runs the steps: the network, wrapped by DDP / compile
+    raw: torch.nn.Module         # the network itself: evaluated and saved
+    criterion: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    amp: torch.dtype             # autocast dtype, None for fp32
+    device: torch.device
+
+
+def build_training(cfg, raw, device, steps_per_epoch, ranks=Ranks()):
+    """The network on `device` in the configured layout, precision and wrappers, with its loss,
+    optimizer, schedule and gradient scaler."""
+    if device.type == 'cuda':
+        torch.backends.cudnn.benchmark = True   # fixed input size: pick the fastest kernels once
+    raw.to(device)
+    if cfg['channels_last']:
+        raw.use_channels_last()
+    model = raw
+    if ranks.world > 1:
+        model = DistributedDataParallel(raw, device_ids=[device.index] if device.type == 'cuda'
+                                        else None)
+    if cfg['compile']:
+        model = torch.compile(model)
+    optimizer = optimize_fn(cfg, raw.parameters())
+    amp = amp_dtype(cfg, device)
+    # fp16 needs its gradients scaled to stay representable; bf16 and fp32 do not
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+    return Training(model, raw, loss_fn(cfg), optimizer,
+                    schedule_fn(cfg, optimizer, steps_per_epoch), scaler, amp, device)
+
+
+def train_step(t, x, y):
+    """One optimizer step on a batch already on the device; (logits, loss), never synced."""
+    with autocast(t.device, t.amp):
+        logits = t.model(x)
+        loss = t.criterion(logits.float(), y)
+    t.optimizer.zero_grad(set_to_none=True)
+    t.scaler.scale(loss).backward()
+    t.scaler.step(t.optimizer)
+    t.scaler.update()
+    t.scheduler.step()
+    return logits.detach(), loss.detach()
+
+
+def train_one_epoch(t, loader, desc, ranks=Ranks()):
+    """One pass over the training split; returns (loss, accuracy, seconds waiting for data),
+    loss and accuracy over all ranks."""
+    t.model.train()
+    total_loss = torch.zeros((), device=t.device)
+    correct = torch.zeros((), device=t.device, dtype=torch.long)
     seen, data_time = 0, 0.0
-    bar = tqdm(loader, desc=desc, leave=False, unit='batch')
+    bar = tqdm(loader, desc=desc, leave=False, unit='batch', disable=not ranks.is_main)
     tick = time.perf_counter()
     for step, (x, y, _) in enumerate(bar):
         data_time += time.perf_counter() - tick
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        logits = model(x)
-        loss = criterion(logits, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        total_loss += loss.detach() * len(y)
+        x, y = x.to(t.device, non_blocking=True), y.to(t.device, non_blocking=True)
+        logits, loss = train_step(t, x, y)
+        total_loss += loss * len(y)
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
-        if step % 10 == 0:   # reading the loss waits for the device: not on every step
+        if step % 20 == 0:   # reading the loss waits for the device: not on every step
             running = total_loss.item() / seen
-            check_finite(running, optimizer)
+            check_finite(running, t.optimizer)
             elapsed = bar.format_dict['elapsed'] or 1e-9
             bar.set_postfix(loss=f'{running:.3f}',
                             data=f'{data_time / (step + 1) * 1e3:.0f}ms',
                             step=f'{elapsed / (step + 1) * 1e3:.0f}ms')
         tick = time.perf_counter()
-    loss = total_loss.item() / seen
-    check_finite(loss, optimizer)
-    return loss, correct.item() / seen, data_time
+    loss_sum, right, seen = sum_over_ranks([total_loss.item(), correct.item(), seen], t.device)
+    check_finite(loss_sum / seen, t.optimizer)
+    return loss_sum / seen, right / seen, data_time
 
 
 def check_finite(loss, optimizer):
@@ -77,10 +129,15 @@ def check_finite(loss, optimizer):
              'or check the data. The last good checkpoint is kept.')
 
 
-def evaluate(model, loader, criterion, device):
-    """Loss and accuracy on a labelled split."""
-    logits, labels, _ = predict(model, loader, device, desc='validate')
-    return criterion(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
+def evaluate(t, loader, ranks=Ranks()):
+    """Loss and accuracy on a labelled split, each rank predicting its share."""
+    broadcast_buffers(t.raw)
+    logits, labels, _ = predict(t.raw, loader, t.device, desc='validate', amp=t.amp,
+                                show=ranks.is_main)
+    loss = t.criterion(logits, labels).item() * len(labels) if len(labels) else 0.0
+    loss_sum, right, n = sum_over_ranks(
+        [loss, (logits.argmax(1) == labels).sum().item(), len(labels)], t.device)
+    return loss_sum / n, right / n
 
 
 def prepare_run(cfg, args):
@@ -134,9 +191,20 @@ def check_input_size(model, cfg, channels):
 
 def main(args):
     cfg = config_from_args(args)
+    ranks, device = distributed.start(cfg['device'])
+    try:
+        train(cfg, args, ranks, device or pick_device(cfg['device']))
+    finally:
+        distributed.stop()
+
+
+def train(cfg, args, ranks, device):
+    if cfg['batch_size'] % ranks.world:
+        fail(f"batch_size={cfg['batch_size']} is the global batch and must split evenly over "
+             f'the {ranks.world} processes; choose a multiple of {ranks.world}')
     run_dir, resume = prepare_run(cfg, args)
     seed_everything(cfg['seed'])
-    device = pick_device(cfg['device'])
+    say = print if ranks.is_main else lambda *a, **k: None
 
     train_set = SEMDataset(cfg['data_dir'], 'train', input_size=cfg['input_size'],
                            augment=cfg['augment'], jitter=cfg['jitter'])
@@ -158,57 +226,65 @@ def main(args):
     else:
         mean, std = channel_stats(train_set) if cfg['normalize'] else ((0.0,) * 3, (1.0,) * 3)
         model = build_model(cfg, len(classes), mean, std)
-    model.to(device)
-    if cfg['channels_last']:
-        model.use_channels_last()
     start = resume['epoch'] if resume else 0
     if start >= cfg['epochs']:
         fail(f"--resume: {run_dir} has already trained {start} of epochs={cfg['epochs']}; "
              f'continue with --set epochs=N (N > {start})')
-    check_input_size(model, cfg, channels)
-    train_loader = make_loader(train_set, cfg, True, device)
-    val_loader = make_loader(val_set, cfg, False, device)
-    criterion = loss_fn(cfg)
-    optimizer = optimize_fn(cfg, model.parameters())
-    scheduler = schedule_fn(cfg, optimizer, len(train_loader))
+    check_input_size(model.to(device), cfg, channels)
+    train_loader = make_loader(train_set, cfg, True, device, ranks)
+    val_loader = make_loader(val_set, cfg, False, device, ranks)
+    t = build_training(cfg, model, device, len(train_loader), ranks)
     history, best_acc = [], -1.0
     if resume:
-        optimizer.load_state_dict(resume['optimizer'])
-        scheduler.load_state_dict(resume['scheduler'])
+        t.optimizer.load_state_dict(resume['optimizer'])
+        t.scheduler.load_state_dict(resume['scheduler'])
+        if 'scaler' in resume:
+            t.scaler.load_state_dict(resume['scaler'])
         history, best_acc = resume['history'], resume['best_val_acc']
-    else:
+    elif ranks.is_main:
         start_fresh(run_dir)
-    write_json_atomic(cfg, os.path.join(run_dir, 'config.json'))
-    print(f"{cfg['name']}: {cfg['model']} on {device}, {len(classes)} classes, "
-          f'{len(train_set)} train / {len(val_set)} validation crops, '
-          f"epochs {start + 1}..{cfg['epochs']} -> {run_dir}")
+    barrier()   # the run folder is ready before any process goes on
+    if ranks.is_main:
+        write_json_atomic(cfg, os.path.join(run_dir, 'config.json'))
+    say(f"{cfg['name']}: {cfg['model']} on {device}"
+        f"{f' x {ranks.world} processes' if ranks.world > 1 else ''}, {len(classes)} classes, "
+        f'{len(train_set)} train / {len(val_set)} validation crops, '
+        f"epochs {start + 1}..{cfg['epochs']} -> {run_dir}")
+    if isinstance(train_loader, PreloadedBatches):
+        where = device if train_loader.on_device else 'host memory'
+        say(f'training crops decoded once: {train_loader.nbytes / 1e9:.2f} GB of uint8 in '
+            f'{where}')
     for epoch in range(start, cfg['epochs']):
-        seed_epoch(train_loader, cfg['seed'], epoch)
+        seed_epoch(train_loader, cfg['seed'], epoch, ranks)
         started = time.perf_counter()
-        lr = optimizer.param_groups[0]['lr']
+        lr = t.optimizer.param_groups[0]['lr']
         train_loss, train_acc, data_time = train_one_epoch(
-            model, train_loader, criterion, optimizer, scheduler, device,
-            f"epoch {epoch + 1}/{cfg['epochs']}")
-        val_loss, val_acc = evaluate(model, val_loader, criterion, device)
+            t, train_loader, f"epoch {epoch + 1}/{cfg['epochs']}", ranks)
+        train_seconds = time.perf_counter() - started
+        val_loss, val_acc = evaluate(t, val_loader, ranks)
         seconds = time.perf_counter() - started
         history.append(dict(epoch=epoch + 1, train_loss=train_loss, train_acc=train_acc,
                             val_loss=val_loss, val_acc=val_acc, lr=lr, seconds=round(seconds, 2),
-                            data_seconds=round(data_time, 2)))
+                            data_seconds=round(data_time, 2),
+                            train_img_per_s=round(len(train_loader) * cfg['batch_size']
+                                                  / train_seconds, 1)))
         improved = val_acc > best_acc
         best_acc = max(best_acc, val_acc)
-        state = dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
-                     scheduler=scheduler.state_dict(), epoch=epoch + 1, best_val_acc=best_acc,
-                     history=history, classes=classes, config=cfg,
-                     crop_size=crop_size, channels=channels)
-        if improved:
-            save_checkpoint(state, os.path.join(run_dir, 'best.pt'))
-        save_checkpoint(state, os.path.join(run_dir, 'last.pt'))
-        write_history(history, run_dir)
-        tqdm.write(f"epoch {epoch + 1:3d}/{cfg['epochs']}  train loss {train_loss:.4f} "
-                   f'acc {100 * train_acc:5.1f}%  val loss {val_loss:.4f} acc {100 * val_acc:5.1f}%'
-                   f"{' *' if improved else '  '}  lr {lr:.2e}  {seconds:.1f}s "
-                   f'(data wait {data_time:.1f}s)')
-    print(f'best validation accuracy {100 * best_acc:.2f}%; checkpoints in {run_dir}')
+        if ranks.is_main:
+            state = dict(model=t.raw.state_dict(), optimizer=t.optimizer.state_dict(),
+                         scheduler=t.scheduler.state_dict(), scaler=t.scaler.state_dict(),
+                         epoch=epoch + 1, best_val_acc=best_acc, history=history,
+                         classes=classes, config=cfg, crop_size=crop_size, channels=channels)
+            if improved:
+                save_checkpoint(state, os.path.join(run_dir, 'best.pt'))
+            save_checkpoint(state, os.path.join(run_dir, 'last.pt'))
+            write_history(history, run_dir)
+            tqdm.write(f"epoch {epoch + 1:3d}/{cfg['epochs']}  train loss {train_loss:.4f} "
+                       f'acc {100 * train_acc:5.1f}%  val loss {val_loss:.4f} '
+                       f"acc {100 * val_acc:5.1f}%{' *' if improved else '  '}  lr {lr:.2e}  "
+                       f"{seconds:.1f}s, {history[-1]['train_img_per_s']:.0f} img/s "
+                       f'(data wait {100 * data_time / train_seconds:.1f}%)')
+    say(f'best validation accuracy {100 * best_acc:.2f}%; checkpoints in {run_dir}')
 
 
 def write_history(history, run_dir):

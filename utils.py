@@ -10,10 +10,11 @@ import random
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from dataset import PreloadedBatches, collate, dihedral, preload
+from distributed import Ranks
 from fileio import atomic_path, fail
 from model import build_model
 
@@ -29,14 +30,16 @@ def loss_fn(config):
 
 
 def optimize_fn(config, params):
+    """The optimizer; with config['fused'], its single-kernel implementation (same update)."""
     name, lr, wd = config['optimizer'].lower(), config['lr'], config['weight_decay']
+    fused = {'fused': True} if config['fused'] else {}
     if name == 'adam':
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd, **fused)
     if name == 'adamw':
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd, **fused)
     if name == 'sgd':
         return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=config['momentum'],
-                               nesterov=config['momentum'] > 0)
+                               nesterov=config['momentum'] > 0, **fused)
     fail(f"optimizer={config['optimizer']}: not supported; choose one of {', '.join(OPTIMIZERS)}")
 
 
@@ -58,6 +61,22 @@ def schedule_fn(config, optimizer, steps_per_epoch):
             return 0.5 * (1 + math.cos(math.pi * done))
         return 1.0
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def amp_dtype(config, device):
+    """The autocast dtype of config['amp'] on `device`, or None for plain fp32. 'auto' is bf16
+    on a GPU and fp32 elsewhere; a GPU without bf16 gets fp16 (with a GradScaler)."""
+    mode = config['amp']
+    if mode == 'none' or (mode == 'auto' and device.type != 'cuda'):
+        return None
+    if mode in ('auto', 'bf16') and device.type == 'cuda' and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.float16 if mode == 'fp16' else torch.bfloat16
+
+
+def autocast(device, dtype):
+    """The one mixed-precision context of training and prediction (off when dtype is None)."""
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
 def seed_everything(seed):
@@ -97,11 +116,12 @@ def worker_count(config):
                else os.cpu_count() or 1)
 
 
-def make_loader(dataset, config, train, device):
+def make_loader(dataset, config, train, device, ranks=Ranks()):
     """Batches of `dataset`: from crops decoded once into memory when config['preload'], else
     read per item by worker processes. Workers are started per epoch (not persistent) so that
     each epoch's shuffling and augmentation follow from seed_epoch() alone: a resumed run
-    repeats them."""
+    repeats them. Under torchrun each process gets its share of every batch (batch_size is the
+    global batch) and of the evaluation crops, none twice."""
     batch_size = config['batch_size'] if train else config['eval_batch_size']
     # Training drops the incomplete last batch (a batch of one breaks BatchNorm); shuffling
     # changes which crops those are in every epoch.
@@ -109,16 +129,29 @@ def make_loader(dataset, config, train, device):
     if config['preload']:
         return PreloadedBatches(preload(dataset, worker_count(config)), batch_size, train,
                                 drop_last, train and dataset.augment, train and dataset.jitter,
-                                device)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=train, drop_last=drop_last,
-                      num_workers=worker_count(config), collate_fn=collate,
-                      pin_memory=device.type == 'cuda', generator=torch.Generator())
+                                device, ranks)
+    sampler = None
+    if ranks.world > 1:
+        sampler = (DistributedSampler(dataset, ranks.world, ranks.rank, shuffle=True,
+                                      seed=config['seed'], drop_last=True) if train
+                   else range(ranks.rank, len(dataset), ranks.world))
+        batch_size = batch_size // ranks.world if train else batch_size
+    return DataLoader(dataset, batch_size=batch_size, shuffle=train and sampler is None,
+                      sampler=sampler, drop_last=drop_last, num_workers=worker_count(config),
+                      collate_fn=collate, pin_memory=device.type == 'cuda',
+                      generator=torch.Generator())
 
 
-def seed_epoch(loader, seed, epoch):
-    """Shuffling and augmentation of one epoch depend only on (seed, epoch)."""
-    loader.generator.manual_seed(seed * 100003 + epoch)
-    torch.manual_seed(seed * 100003 + epoch)
+def seed_epoch(loader, seed, epoch, ranks=Ranks()):
+    """Shuffling and augmentation of one epoch depend only on (seed, epoch, rank)."""
+    base = seed * 100003 + epoch
+    if isinstance(loader, PreloadedBatches):
+        loader.generator.manual_seed(base)   # the same on every rank: each takes its share
+    else:
+        loader.generator.manual_seed(base + 7919 * ranks.rank)   # workers' augmentation
+        if hasattr(loader.sampler, 'set_epoch'):
+            loader.sampler.set_epoch(epoch)
+    torch.manual_seed(base + 7919 * ranks.rank)   # dropout differs between ranks
 
 
 def channel_stats(dataset, limit=2000):
@@ -150,15 +183,17 @@ def predict_batch(model, x, tta=False):
 
 
 @torch.no_grad()
-def predict(model, loader, device, desc='predict', tta=False):
-    """Logits, labels and names of every item of `loader`, in order."""
+def predict(model, loader, device, desc='predict', tta=False, amp=None, show=True):
+    """Logits, labels and names of every item of `loader`, in order; under `amp` autocast."""
     model.eval()
     logits, labels, names = [], [], []
-    for x, y, batch_names in tqdm(loader, desc=desc, leave=False, unit='batch'):
-        logits.append(predict_batch(model, x.to(device, non_blocking=True), tta).cpu())
-        labels.append(y.cpu())   # preloaded labels may live on the GPU
+    for x, y, batch_names in tqdm(loader, desc=desc, leave=False, unit='batch', disable=not show):
+        with autocast(device, amp):
+            logits.append(predict_batch(model, x.to(device, non_blocking=True), tta))
+        labels.append(y)
         names += batch_names
-    return torch.cat(logits), torch.cat(labels), names
+    # one copy to the host at the end: no wait for the device between batches
+    return torch.cat(logits).cpu(), torch.cat(labels).cpu(), names
 
 
 def save_checkpoint(state, path):
