@@ -25,7 +25,8 @@ import numpy as np
 from tqdm import tqdm
 
 from frames import UnreadableImage, cut_bar, image_size, is_image_name, read_image, save_crop
-from fileio import DATA_ROOT, fail, make_public, run_main, write_json_atomic, write_rows_atomic
+from fileio import (DATA_ROOT, exclusive, fail, make_public, run_main, write_failed,
+                    write_json_atomic, write_rows_atomic)
 
 SPLITS = ('train', 'validate', 'test')
 MANIFEST_COLUMNS = ['split', 'class', 'source', 'x', 'y', 'width', 'height', 'bar', 'file']
@@ -57,12 +58,17 @@ def get_args_parser():
     return p
 
 
+def is_count(text):
+    """Plain ASCII digits: str.isdigit() alone also takes '²' or '٣', which int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_pixel(value):
     """'half', 'full' or a positive integer side length."""
     text = str(value).strip().lower()
     if text in ('half', 'full'):
         return text
-    if text.isdigit() and int(text) > 0:
+    if is_count(text) and int(text) > 0:
         return int(text)
     fail(f"-p/--pixel {value!r}: give a crop side in pixels (e.g. 224), 'half' or 'full'")
 
@@ -96,7 +102,7 @@ def crop_counts(args):
         return (None, None, None)
     if args.crops is not None:
         parts = args.crops.split(',')
-        if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        if len(parts) != 3 or not all(is_count(p.strip()) and int(p) > 0 for p in parts):
             fail(f'--crops {args.crops!r}: give three positive counts, train,validate,test '
                  '(e.g. 1280,320,320)')
         return tuple(int(p) for p in parts)
@@ -145,7 +151,7 @@ def list_classes(path, pixel, verbose):
              '(one sub-folder of frames per class)')
     frames, skipped = {}, Counter()
     for cls in classes:
-        usable = []
+        usable, too_small = [], []
         for name in sorted(os.listdir(os.path.join(path, cls))):
             file = os.path.join(path, cls, name)
             if not os.path.isfile(file):
@@ -159,9 +165,14 @@ def list_classes(path, pixel, verbose):
                 print(f'warning: skipping {file}: {e}', file=sys.stderr)
                 continue
             if isinstance(pixel, int) and (width < pixel or height < pixel):
-                fail(f'class {cls}: {file} is {width}x{height} pixels, smaller than the '
-                     f'{pixel}-pixel crop; use a smaller -p or remove the frame')
+                too_small.append(f'{file} is {width}x{height} pixels')
+                print(f'warning: skipping {file}: {width}x{height} pixels, smaller than the '
+                      f'{pixel}-pixel crop', file=sys.stderr)
+                continue
             usable.append(file)
+        if too_small and not usable:
+            fail(f'class {cls}: every frame is smaller than the {pixel}-pixel crop '
+                 f'({too_small[0]}); use a smaller -p')
         frames[cls] = usable
     if verbose:
         for cls in classes:
@@ -192,11 +203,12 @@ def share_out(count, n_frames):
 
 
 def cut_frame(task, pixel, bar, out_dir, fmt):
-    """Decode one frame once and write its crops. Returns (manifest rows, bar rows, problem)."""
+    """Decode one frame once and write its crops. Returns (manifest rows, bar rows, problem):
+    problem is None, or the warning for a frame that was skipped (its crops go to others)."""
     try:
         pixels = read_image(task['file'])
     except UnreadableImage as e:
-        return [], None, ('skip', f"skipping {task['file']}: {e}")
+        return [], None, f"skipping {task['file']}: {e}"
     pixels, bar_rows = cut_bar(pixels, bar)
     height, width = pixels.shape[:2]
     if pixel == 'half':
@@ -206,9 +218,8 @@ def cut_frame(task, pixel, bar, out_dir, fmt):
     else:
         cw = ch = pixel
     if cw < 1 or ch < 1 or cw > width or ch > height:
-        return [], bar_rows, ('fatal', f"class {task['cls']}: {task['file']} is {width}x{height} "
-                              f'pixels without its {bar_rows}-row data bar, too small for a '
-                              f'{cw}x{ch} crop; use a smaller -p or remove the frame')
+        return [], bar_rows, (f"skipping {task['file']}: {width}x{height} pixels without its "
+                              f'{bar_rows}-row data bar, too small for a {cw}x{ch} crop')
     rng = np.random.default_rng(task['seed'])
     stem = os.path.basename(task['file']).replace('.', '_')   # frame_1.tif and frame_1.jpg differ
     rows = []
@@ -235,11 +246,8 @@ def run_tasks(tasks, args, out_dir):
             results = pool.imap_unordered(_cut_frame_star, jobs, chunksize=1)
             for task, (frame_rows, bar_rows, problem) in tqdm(
                     results, total=len(jobs), desc='frames', unit='frame', leave=False):
-                if problem and problem[0] == 'fatal':
-                    pool.terminate()
-                    fail(problem[1])
                 if problem:
-                    print(f'warning: {problem[1]}', file=sys.stderr)
+                    tqdm.write(f'warning: {problem}', file=sys.stderr)   # not inside the bar
                     failed.append(task)
                     continue
                 rows.extend(frame_rows)
@@ -276,13 +284,18 @@ def reassign(failed, tasks, good, round_no, one_per_frame):
 def main(args):
     check_args(args)
     final_dir = os.path.join(DATA_ROOT, args.name)
+    with exclusive(final_dir):   # also clears what a killed run of this name left behind
+        build(args, final_dir)
+
+
+def build(args, final_dir):
     if os.path.exists(final_dir) and not args.force:
         fail(f'{final_dir} already exists; choose another -n name or add --force to replace it')
     frames = list_classes(args.path, args.pixel, args.verbose)
     tasks = plan_tasks(frames, args)
 
-    os.makedirs(DATA_ROOT, exist_ok=True)
-    work_dir = tempfile.mkdtemp(prefix=f'.{args.name}.', dir=DATA_ROOT)
+    # built in a hidden folder, renamed into place when complete: data/<name> is never partial
+    work_dir = tempfile.mkdtemp(prefix=f'.{args.name}.partial-', dir=DATA_ROOT)
     try:
         for split in SPLITS:
             for cls in frames:
@@ -294,9 +307,10 @@ def main(args):
         settings['crops_per_class'] = dict(zip(SPLITS, args.split_crops))
         write_json_atomic(settings, os.path.join(work_dir, 'arguments.json'))
         install(work_dir, final_dir)
-    except BaseException:
-        shutil.rmtree(work_dir, ignore_errors=True)
-        raise
+    except OSError as e:
+        write_failed(e.filename or work_dir, e)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)   # gone by now when all went well
     report(rows, bars, final_dir, args.verbose)
 
 
@@ -305,7 +319,8 @@ def install(work_dir, final_dir):
     make_public(work_dir)
     old = None
     if os.path.exists(final_dir):
-        old = tempfile.mkdtemp(prefix='.replaced.', dir=DATA_ROOT)
+        old = tempfile.mkdtemp(prefix=f'.{os.path.basename(final_dir)}.replaced-',
+                               dir=DATA_ROOT)
         os.replace(final_dir, os.path.join(old, 'dataset'))
     os.replace(work_dir, final_dir)
     if old:

@@ -45,6 +45,7 @@ def gen_default(dataset, **changes):
         'amp': 'none',                  # mixed precision: none, auto (bf16 on a GPU), bf16, fp16
         'fused': False,                 # single-kernel optimizer step (same update, faster)
         'compile': False,               # torch.compile the model (slow first epoch, then faster)
+        'deterministic': False,         # the same weights on every run, resumed or not (slower)
         'num_workers': -1,              # data-loading processes; -1 = one per core, at most 8
         'eval_batch_size': 64,
         'tta': False,                   # test/predict: mean over the 8 flips/turns of a crop

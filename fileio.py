@@ -4,8 +4,11 @@ Kept free of torch so that aug_img.py starts in a fraction of a second.
 """
 import contextlib
 import csv
+import errno
+import fcntl
 import json
 import os
+import shutil
 import sys
 import tempfile
 
@@ -38,8 +41,9 @@ class UserError(Exception):
 
 
 def fail(message):
-    """Stop the script with one clear line and a non-zero exit, no traceback."""
-    raise UserError(message)
+    """Stop the script with one clear line and a non-zero exit, no traceback. Control
+    characters that came with a user's value (a newline in a --set) are shown escaped."""
+    raise UserError(''.join(c if c.isprintable() else repr(c)[1:-1] for c in message))
 
 
 def run_main(main, args):
@@ -54,24 +58,85 @@ def run_main(main, args):
         sys.exit(130)
 
 
+def write_failed(path, error):
+    """Stop with one line for a write that the file system refused (full disk, quota, ...)."""
+    reason = error.strerror or str(error) if isinstance(error, OSError) else str(error)
+    hint = {errno.ENOSPC: 'free some disk space', errno.EDQUOT: 'free some of your quota',
+            errno.EFBIG: 'the file system or a limit (ulimit -f) refuses a file this large',
+            errno.EACCES: 'check the folder\'s permissions',
+            errno.EROFS: 'the file system is read-only'}.get(getattr(error, 'errno', None),
+                                                            'check the disk')
+    fail(f'cannot write {path}: {reason.splitlines()[0][:200]}; {hint}, then run again '
+         '(nothing half-written was left)')
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary name beside `path`; rename it onto `path` only if the block succeeds.
 
     A reader therefore sees either the old file or the complete new one, never a partial file,
-    even if the process is killed mid-write.
+    even if the process is killed mid-write. A write the file system refuses (full disk) stops
+    the script with one line.
     """
     directory = os.path.dirname(path) or '.'
     base, ext = os.path.splitext(os.path.basename(path))
-    fd, tmp = tempfile.mkstemp(prefix=f'.{base}.', suffix=f'.tmp{ext}', dir=directory)
-    os.close(fd)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f'.{base}.', suffix=f'.tmp{ext}', dir=directory)
+        os.close(fd)
         yield tmp
         make_public(tmp)
         os.replace(tmp, path)
+    except OSError as e:
+        write_failed(path, e)
     finally:
-        if os.path.exists(tmp):
+        if tmp and os.path.exists(tmp):
             os.remove(tmp)
+
+
+@contextlib.contextmanager
+def exclusive(folder):
+    """Hold the lock of `folder` (a file beside it) while the block runs; a second process that
+    wants it stops with a message instead of interleaving its writes. The operating system
+    releases the lock when the process ends, however it ends."""
+    parent, name = os.path.split(os.path.normpath(folder))
+    os.makedirs(parent or '.', exist_ok=True)
+    lock = os.path.join(parent, f'.{name}.lock')
+    with open(lock, 'a+', encoding='utf-8') as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or 'another process'
+            fail(f'{folder} is being written by {holder}; wait for it to finish (or use '
+                 'another name/version)')
+        f.seek(0)
+        f.truncate()
+        f.write(f'process {os.getpid()}\n')
+        f.flush()
+        remove_leftovers(folder)
+        try:
+            yield
+        finally:
+            f.truncate(0)   # released: an empty lock file names no process
+
+
+def remove_leftovers(folder):
+    """What a killed process left half-written: atomic_path's temporary files in `folder`, and
+    aug_img's unfinished or replaced copies of it (siblings .<name>.partial-*, .replaced-*).
+    Only called with the folder's lock held, so nobody is still writing them."""
+    parent, name = os.path.split(os.path.normpath(folder))
+    stale = []
+    if os.path.isdir(folder):
+        stale += [os.path.join(folder, f) for f in os.listdir(folder)
+                  if f.startswith('.') and '.tmp' in f]
+    stale += [os.path.join(parent, f) for f in os.listdir(parent or '.')
+              if f.startswith((f'.{name}.partial-', f'.{name}.replaced-'))]
+    for path in stale:
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.remove(path)
 
 
 def write_csv_atomic(frame, path, index=False):

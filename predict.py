@@ -31,7 +31,7 @@ from tqdm import tqdm
 from config import add_checkpoint_argument, add_config_arguments, config_from_args
 from dataset import to_tensor
 from evaluation import add_probabilities, factor_columns, vote_frames
-from fileio import fail, run_dir_of, run_main, write_csv_atomic
+from fileio import exclusive, fail, run_dir_of, run_main, write_csv_atomic
 from frames import UnreadableImage, cut_bar, is_image_name, read_image
 from utils import (amp_dtype, autocast, checkpoint_path, load_trained, pick_device, predict_batch,
                    worker_count)
@@ -112,6 +112,12 @@ def main(args):
     cfg = config_from_args(args)
     if args.bar is not None and args.bar < 0:
         fail(f'--bar {args.bar}: give 0 or more rows')
+    out = args.out or os.path.join(run_dir_of(cfg), 'predict')
+    with exclusive(out):   # two predictions into one folder would mix their tables
+        predict_frames(args, cfg, out)
+
+
+def predict_frames(args, cfg, out):
     run_dir = run_dir_of(cfg)
     path = checkpoint_path(run_dir, args.checkpoint)
     files = list_frames(args.frames)
@@ -121,7 +127,6 @@ def main(args):
         fail(f'{path}: does not record the size of its training crops (written by an older '
              'train.py); train again to predict whole frames')
     tile = state['crop_size']
-    out = args.out or os.path.join(run_dir, 'predict')
     frames = FrameTiles(files, tile, state['config']['input_size'], args.bar,
                         state.get('channels'))
     loader = DataLoader(frames, batch_size=None, num_workers=worker_count(cfg),
@@ -149,7 +154,9 @@ def main(args):
     if queued:
         tile_probs.append(probabilities(torch.cat(queued)))
     if not tile_rows:
-        fail(f'none of the {len(files)} files could be predicted (see the warnings above)')
+        shown = ', '.join(files[:3]) + (', ...' if len(files) > 3 else '')
+        fail(f'none of the {len(files)} files could be predicted ({shown}); see the warnings '
+             'above')
     if made_gray:
         print(f'note: {made_gray} colour frame(s) converted to gray: the model was trained on '
               'gray crops')

@@ -13,6 +13,7 @@ config.json. Each epoch's line and history.csv give training img/s and the share
 spent waiting for data.
 """
 import argparse
+import contextlib
 import math
 import os
 import shutil
@@ -29,13 +30,14 @@ import distributed
 from config import add_config_arguments, config_from_args, gen_default
 from dataset import PreloadedBatches, SEMDataset
 from distributed import Ranks, barrier, broadcast_buffers, sum_over_ranks
-from fileio import fail, run_dir_of, run_main, write_csv_atomic, write_json_atomic
+from fileio import (exclusive, fail, run_dir_of, run_main, write_csv_atomic,
+                    write_json_atomic)
 from frames import UnreadableImage, image_size
 from model import build_model
 from plots import learning_curve
-from utils import (amp_dtype, autocast, channel_stats, load_checkpoint, loss_fn, make_loader,
-                   optimize_fn, pick_device, predict, save_checkpoint, schedule_fn, seed_epoch,
-                   seed_everything)
+from utils import (amp_dtype, autocast, channel_stats, configure_kernels, load_checkpoint,
+                   loss_fn, make_loader, optimize_fn, pick_device, predict, save_checkpoint,
+                   schedule_fn, seed_epoch, seed_everything)
 
 
 def get_args_parser():
@@ -62,8 +64,6 @@ class Training:
 def build_training(cfg, raw, device, steps_per_epoch, ranks=Ranks()):
     """The network on `device` in the configured layout, precision and wrappers, with its loss,
     optimizer, schedule and gradient scaler."""
-    if device.type == 'cuda':
-        torch.backends.cudnn.benchmark = True   # fixed input size: pick the fastest kernels once
     raw.to(device)
     if cfg['channels_last']:
         raw.use_channels_last()
@@ -161,7 +161,7 @@ def start_fresh(run_dir):
 
 
 # Keys that may change when a run is resumed: they do not alter what the run computes so far.
-RESUME_MAY_CHANGE = ('num_workers', 'eval_batch_size', 'device', 'tta')
+RESUME_MAY_CHANGE = ('num_workers', 'eval_batch_size', 'device', 'tta', 'deterministic')
 
 
 def check_resumable(before, now):
@@ -192,8 +192,11 @@ def check_input_size(model, cfg, channels):
 def main(args):
     cfg = config_from_args(args)
     ranks, device = distributed.start(cfg['device'])
+    # one process writes the run folder: a second train.py or test.py on it stops
+    lock = exclusive(run_dir_of(cfg)) if ranks.is_main else contextlib.nullcontext()
     try:
-        train(cfg, args, ranks, device or pick_device(cfg['device']))
+        with lock:
+            train(cfg, args, ranks, device or pick_device(cfg['device']))
     finally:
         distributed.stop()
 
@@ -204,6 +207,7 @@ def train(cfg, args, ranks, device):
              f'the {ranks.world} processes; choose a multiple of {ranks.world}')
     run_dir, resume = prepare_run(cfg, args)
     seed_everything(cfg['seed'])
+    configure_kernels(cfg, device)
     say = print if ranks.is_main else lambda *a, **k: None
 
     train_set = SEMDataset(cfg['data_dir'], 'train', input_size=cfg['input_size'],

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from dataset import PreloadedBatches, collate, dihedral, preload
 from distributed import Ranks
-from fileio import atomic_path, fail
+from fileio import atomic_path, fail, write_failed
 from model import build_model
 
 LOSSES = ('cross_entropy',)
@@ -77,6 +77,18 @@ def amp_dtype(config, device):
 def autocast(device, dtype):
     """The one mixed-precision context of training and prediction (off when dtype is None)."""
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+def configure_kernels(config, device):
+    """Deterministic kernels when config['deterministic'] (a rerun or a resumed run gives the
+    same weights, bit for bit, on the same machine); otherwise on a GPU the fastest cuDNN kernels
+    for the fixed input size. Call before the model first runs on the device."""
+    if config['deterministic']:
+        os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')   # read when cuBLAS starts
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    elif device.type == 'cuda':
+        torch.backends.cudnn.benchmark = True
 
 
 def seed_everything(seed):
@@ -198,7 +210,10 @@ def predict(model, loader, device, desc='predict', tta=False, amp=None, show=Tru
 
 def save_checkpoint(state, path):
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        try:
+            torch.save(state, tmp)
+        except RuntimeError as e:   # torch reports a failed write (full disk) this way
+            write_failed(path, e)
 
 
 def checkpoint_path(run_dir, choice):

@@ -37,7 +37,8 @@ from dataset import PreloadedBatches, SEMDataset  # noqa: E402
 from fileio import fail, run_main, write_csv_atomic  # noqa: E402
 from model import build_model  # noqa: E402
 from train import build_training, train_one_epoch, train_step  # noqa: E402
-from utils import make_loader, pick_device, predict, seed_epoch, seed_everything  # noqa: E402
+from utils import (configure_kernels, make_loader, pick_device, predict, seed_epoch,  # noqa: E402
+                   seed_everything)
 
 
 def get_args_parser():
@@ -109,6 +110,7 @@ def measure(cfg, device, args, bare=False):
     """Rows for one version: train.py's loop, and with bare=True also the bare steps and
     inference."""
     seed_everything(cfg['seed'])
+    configure_kernels(cfg, device)
     train_set = SEMDataset(cfg['data_dir'], 'train', input_size=cfg['input_size'],
                            augment=cfg['augment'], jitter=cfg['jitter'])
     needed = (args.warmup + args.steps) * cfg['batch_size']
