@@ -90,7 +90,8 @@ def check_args(args):
     if args.name is None:
         args.name = f'size{args.size}_pixel{args.pixel}'
     if (args.name in ('', '.', '..') or args.name.startswith('.') or '/' in args.name
-            or '\\' in args.name or os.path.isabs(args.name)):
+            or '\\' in args.name or os.path.isabs(args.name)
+            or '.partial-' in args.name or '.replaced-' in args.name):   # names of work folders
         fail(f'-n {args.name!r}: a dataset name is one plain folder name inside {DATA_ROOT}/ '
              '(no slashes, not starting with a dot)')
     args.split_crops = crop_counts(args)

@@ -64,13 +64,18 @@ class SEMDataset(Dataset):
         try:
             pixels = read_image(path)
         except UnreadableImage as e:
-            raise UnreadableImage(f'{path}: {e}') from None
+            damaged(path, e)
         x = to_tensor(pixels, self.input_size)
         if self.augment:
             x = random_flip_turn(x)
         if self.jitter:
             x = random_jitter(x.unsqueeze(0), self.jitter)[0]
         return x, label, name
+
+
+def damaged(path, error):
+    """A crop that aug_img wrote can no longer be read: the dataset must be cut again."""
+    fail(f'{path}: {error}; the dataset is damaged: cut it again with aug_img.py --force')
 
 
 def to_tensor(pixels, input_size):

@@ -8,6 +8,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -51,11 +52,20 @@ def run_main(main, args):
     try:
         main(args)
     except UserError as e:
-        print(f'error: {e}', file=sys.stderr)
+        message = str(e)
+        if 'Original Traceback' in message:   # raised in a DataLoader worker: ours is the end
+            message = message.strip().splitlines()[-1].split('UserError: ', 1)[-1]
+        # one write: torchrun's processes share the terminal, and their lines must not mix
+        sys.stderr.write(f'error: {message}\n')
+        sys.stderr.flush()
         sys.exit(2)
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr)
         sys.exit(130)
+
+
+# The names atomic_path gives its temporary files (tempfile.mkstemp: 8 random characters).
+TEMPORARY = re.compile(r'^\..+\.[a-z0-9_]{8}\.tmp(\.[^.]+)?$')
 
 
 def write_failed(path, error):
@@ -86,6 +96,8 @@ def atomic_path(path):
         os.close(fd)
         yield tmp
         make_public(tmp)
+        with open(tmp, 'rb') as f:
+            os.fsync(f.fileno())   # on disk before its name is: a power cut leaves no empty file
         os.replace(tmp, path)
     except OSError as e:
         write_failed(path, e)
@@ -98,18 +110,9 @@ def atomic_path(path):
 def exclusive(folder):
     """Hold the lock of `folder` (a file beside it) while the block runs; a second process that
     wants it stops with a message instead of interleaving its writes. The operating system
-    releases the lock when the process ends, however it ends."""
-    parent, name = os.path.split(os.path.normpath(folder))
-    os.makedirs(parent or '.', exist_ok=True)
-    lock = os.path.join(parent, f'.{name}.lock')
-    with open(lock, 'a+', encoding='utf-8') as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or 'another process'
-            fail(f'{folder} is being written by {holder}; wait for it to finish (or use '
-                 'another name/version)')
+    releases the lock when the process ends, however it ends. What a killed writer left
+    half-written in the folder is removed first."""
+    with _locked(folder, fcntl.LOCK_EX) as f:
         f.seek(0)
         f.truncate()
         f.write(f'process {os.getpid()}\n')
@@ -121,22 +124,50 @@ def exclusive(folder):
             f.truncate(0)   # released: an empty lock file names no process
 
 
+@contextlib.contextmanager
+def reading(folder):
+    """Hold a shared lock of `folder` while the block reads it: any number of readers, but no
+    writer (aug_img --force) may replace it meanwhile, and none may be at work now."""
+    with _locked(folder, fcntl.LOCK_SH):
+        yield
+
+
+@contextlib.contextmanager
+def _locked(folder, mode):
+    parent, name = os.path.split(os.path.normpath(folder))
+    lock = os.path.join(parent, f'.{name}.lock')
+    try:
+        os.makedirs(parent or '.', exist_ok=True)
+        f = open(lock, 'a+', encoding='utf-8')
+    except OSError as e:
+        write_failed(lock, e)
+    with f:
+        try:
+            fcntl.flock(f, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or 'another process'
+            fail(f'{folder} is in use by {holder}; wait for it to finish (or use another '
+                 'name/version)')
+        except OSError as e:   # a network file system without locks: go on, and say so
+            print(f'warning: cannot lock {lock} ({e.strerror}); make sure no other run uses '
+                  f'{folder} meanwhile', file=sys.stderr)
+        yield f
+
+
 def remove_leftovers(folder):
     """What a killed process left half-written: atomic_path's temporary files in `folder`, and
     aug_img's unfinished or replaced copies of it (siblings .<name>.partial-*, .replaced-*).
     Only called with the folder's lock held, so nobody is still writing them."""
     parent, name = os.path.split(os.path.normpath(folder))
-    stale = []
     if os.path.isdir(folder):
-        stale += [os.path.join(folder, f) for f in os.listdir(folder)
-                  if f.startswith('.') and '.tmp' in f]
-    stale += [os.path.join(parent, f) for f in os.listdir(parent or '.')
-              if f.startswith((f'.{name}.partial-', f'.{name}.replaced-'))]
-    for path in stale:
-        if os.path.isdir(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            os.remove(path)
+        for entry in os.listdir(folder):
+            path = os.path.join(folder, entry)
+            if TEMPORARY.match(entry) and os.path.isfile(path):
+                os.remove(path)
+    for entry in os.listdir(parent or '.'):
+        if entry.startswith((f'.{name}.partial-', f'.{name}.replaced-')):
+            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
 
 
 def write_csv_atomic(frame, path, index=False):

@@ -112,15 +112,15 @@ def main(args):
     cfg = config_from_args(args)
     if args.bar is not None and args.bar < 0:
         fail(f'--bar {args.bar}: give 0 or more rows')
+    files = list_frames(args.frames)
     out = args.out or os.path.join(run_dir_of(cfg), 'predict')
     with exclusive(out):   # two predictions into one folder would mix their tables
-        predict_frames(args, cfg, out)
+        predict_frames(args, cfg, files, out)
 
 
-def predict_frames(args, cfg, out):
+def predict_frames(args, cfg, files, out):
     run_dir = run_dir_of(cfg)
     path = checkpoint_path(run_dir, args.checkpoint)
-    files = list_frames(args.frames)
     device = pick_device(cfg['device'])
     model, classes, state = load_trained(cfg, path, device)
     if 'crop_size' not in state:

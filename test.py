@@ -24,7 +24,8 @@ from config import add_checkpoint_argument, add_config_arguments, config_from_ar
 from dataset import SEMDataset
 from evaluation import (add_probabilities, evaluate_split, factor_columns, read_frame_of_crop,
                         vote_frames)
-from fileio import exclusive, run_dir_of, run_main, write_csv_atomic, write_json_atomic
+from fileio import (exclusive, reading, run_dir_of, run_main, write_csv_atomic,
+                    write_json_atomic)
 from plots import confusion_matrix_png
 from utils import amp_dtype, checkpoint_path, load_trained, make_loader, pick_device, predict
 
@@ -100,7 +101,8 @@ def remove_stale(path):
 
 def main(args):
     cfg = config_from_args(args)
-    with exclusive(run_dir_of(cfg)):   # not while train.py or another test.py writes there
+    # not while train.py or another test.py writes there, nor while aug_img replaces the data
+    with exclusive(run_dir_of(cfg)), reading(cfg['data_dir']):
         score_test_split(cfg, args)
 
 

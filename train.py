@@ -28,9 +28,9 @@ from tqdm import tqdm
 import distributed
 
 from config import add_config_arguments, config_from_args, gen_default
-from dataset import PreloadedBatches, SEMDataset
+from dataset import PreloadedBatches, SEMDataset, damaged
 from distributed import Ranks, barrier, broadcast_buffers, sum_over_ranks
-from fileio import (exclusive, fail, run_dir_of, run_main, write_csv_atomic,
+from fileio import (exclusive, fail, reading, run_dir_of, run_main, write_csv_atomic,
                     write_json_atomic)
 from frames import UnreadableImage, image_size
 from model import build_model
@@ -69,8 +69,12 @@ def build_training(cfg, raw, device, steps_per_epoch, ranks=Ranks()):
         raw.use_channels_last()
     model = raw
     if ranks.world > 1:
-        model = DistributedDataParallel(raw, device_ids=[device.index] if device.type == 'cuda'
-                                        else None)
+        # evaluate() gives every rank rank 0's BatchNorm statistics: no broadcast per step.
+        # Inception v3 / GoogLeNet's auxiliary heads get no gradient (their outputs are unused).
+        model = DistributedDataParallel(
+            raw, device_ids=[device.index] if device.type == 'cuda' else None,
+            broadcast_buffers=False,
+            find_unused_parameters=cfg['model'] in ('inception_v3', 'googlenet'))
     if cfg['compile']:
         model = torch.compile(model)
     optimizer = optimize_fn(cfg, raw.parameters())
@@ -112,7 +116,8 @@ def train_one_epoch(t, loader, desc, ranks=Ranks()):
         seen += len(y)
         if step % 20 == 0:   # reading the loss waits for the device: not on every step
             running = total_loss.item() / seen
-            check_finite(running, t.optimizer)
+            # all ranks stop together: one rank stopping alone would leave the others waiting
+            check_finite(sum_over_ranks([running], t.device)[0], t.optimizer)
             elapsed = bar.format_dict['elapsed'] or 1e-9
             bar.set_postfix(loss=f'{running:.3f}',
                             data=f'{data_time / (step + 1) * 1e3:.0f}ms',
@@ -157,7 +162,7 @@ def prepare_run(cfg, args):
 def start_fresh(run_dir):
     """Clear the run folder of an old run, once the new one has been set up without error."""
     shutil.rmtree(run_dir, ignore_errors=True)   # no output of the old run may linger
-    os.makedirs(run_dir)
+    os.makedirs(run_dir, exist_ok=True)   # a network file system may keep a busy file
 
 
 # Keys that may change when a run is resumed: they do not alter what the run computes so far.
@@ -192,19 +197,19 @@ def check_input_size(model, cfg, channels):
 def main(args):
     cfg = config_from_args(args)
     ranks, device = distributed.start(cfg['device'])
-    # one process writes the run folder: a second train.py or test.py on it stops
-    lock = exclusive(run_dir_of(cfg)) if ranks.is_main else contextlib.nullcontext()
     try:
-        with lock:
+        if cfg['batch_size'] % ranks.world:
+            fail(f"batch_size={cfg['batch_size']} is the global batch and must split evenly "
+                 f'over the {ranks.world} processes; choose a multiple of {ranks.world}')
+        # one process writes the run folder: a second train.py or test.py on it stops
+        lock = exclusive(run_dir_of(cfg)) if ranks.is_main else contextlib.nullcontext()
+        with lock, reading(cfg['data_dir']):   # and aug_img may not replace the data meanwhile
             train(cfg, args, ranks, device or pick_device(cfg['device']))
     finally:
         distributed.stop()
 
 
 def train(cfg, args, ranks, device):
-    if cfg['batch_size'] % ranks.world:
-        fail(f"batch_size={cfg['batch_size']} is the global batch and must split evenly over "
-             f'the {ranks.world} processes; choose a multiple of {ranks.world}')
     run_dir, resume = prepare_run(cfg, args)
     seed_everything(cfg['seed'])
     configure_kernels(cfg, device)
@@ -216,10 +221,14 @@ def train(cfg, args, ranks, device):
     # predict.py tiles whole frames at the scale and in the colours the model was trained on
     first = os.path.join(train_set.split_dir, train_set.samples[0][0])
     try:
-        crop_size, channels = list(image_size(first)), train_set[0][0].shape[0]
+        crop_size = list(image_size(first))
     except UnreadableImage as e:
-        fail(f'cannot read the first training crop ({e}); cut the dataset again with aug_img.py')
+        damaged(first, e)
+    channels = train_set[0][0].shape[0]
     val_set = SEMDataset(cfg['data_dir'], 'validate', classes, input_size=cfg['input_size'])
+    if ranks.world > 1 and (len(train_set) < cfg['batch_size'] or len(val_set) < ranks.world):
+        fail(f"{cfg['data_dir']}: {len(train_set)} training / {len(val_set)} validation crops "
+             f"are too few for batch_size={cfg['batch_size']} on {ranks.world} processes")
     if resume:
         check_resumable(resume['config'], cfg)
         if resume['classes'] != classes:

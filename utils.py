@@ -69,7 +69,8 @@ def amp_dtype(config, device):
     mode = config['amp']
     if mode == 'none' or (mode == 'auto' and device.type != 'cuda'):
         return None
-    if mode in ('auto', 'bf16') and device.type == 'cuda' and not torch.cuda.is_bf16_supported():
+    if (mode in ('auto', 'bf16') and device.type == 'cuda'
+            and torch.cuda.get_device_capability(device) < (8, 0)):   # bf16 only emulated
         return torch.float16
     return torch.float16 if mode == 'fp16' else torch.bfloat16
 

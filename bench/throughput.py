@@ -1,7 +1,7 @@
 """Training and inference speed of the `paper` version and of a fast version, in one run on one
 device, through train.py's and test.py's own code, next to the bare steps of the same model.
 
-    python bench/throughput.py                    # GPU: EfficientNet-B7, 224 px; CPU: semnet, 112 px
+    python bench/throughput.py                  # GPU: EfficientNet-B7, 224 px; CPU: semnet, 112 px
     python bench/throughput.py --fast gpu --set model=resnet18
     python bench/throughput.py --data data/paper_split      # real crops instead of synthetic ones
     python bench/throughput.py --steps 50 --csv runs/throughput.csv
@@ -165,6 +165,8 @@ def version_config(version, data_dir, overrides, device):
 
 
 def main(args):
+    if args.steps < 1 or args.warmup < 1:
+        fail(f'--steps {args.steps} --warmup {args.warmup}: give 1 or more of each')
     device = pick_device('auto')
     gpu = device.type == 'cuda'
     fast = args.fast or ('paper_fast' if gpu else 'cpu30')

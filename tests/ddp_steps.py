@@ -21,7 +21,8 @@ from model import SEMClassifier  # noqa: E402
 from train import build_training, evaluate, train_one_epoch  # noqa: E402
 from utils import seed_epoch  # noqa: E402
 
-CONFIG = {'channels_last': False, 'compile': False, 'optimizer': 'adamw', 'lr': 3e-3,
+CONFIG = {'model': 'conv-relu-linear', 'channels_last': False, 'compile': False,
+          'optimizer': 'adamw', 'lr': 3e-3,
           'weight_decay': 0.01, 'momentum': 0.9, 'fused': False, 'amp': 'none',
           'loss': 'cross_entropy', 'label_smoothing': 0.1, 'scheduler': 'cosine',
           'warmup_epochs': 0.5, 'epochs': 2}

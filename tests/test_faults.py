@@ -1,6 +1,7 @@
 """Faults: killed runs, resumed runs, a loss gone NaN, a full disk, two runs on one folder."""
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from conftest import ROOT, TINY, assert_clean_error, run
-from fileio import UserError
+from fileio import UserError, exclusive
 from synthetic_sem import write_source
 from train import Training, train_one_epoch
 from utils import load_checkpoint
@@ -54,7 +55,7 @@ def epochs_in_history(run_dir):
         return 0
 
 
-DETERMINISTIC = [*TINY, '--set', 'epochs=3', '--set', 'scheduler=cosine',
+DETERMINISTIC = [*TINY, '--set', 'epochs=2', '--set', 'scheduler=cosine',
                  '--set', 'deterministic=true', '--set', 'augment=true', '--set', 'jitter=0.1']
 
 
@@ -66,11 +67,11 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(crops, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_at = load_checkpoint(str(cwd / RUN / 'last.pt'))['epoch']
-    assert killed_at < 3, 'the run finished before it was killed'
+    assert killed_at < 2, 'the run finished before it was killed'
     run('train.py', *DETERMINISTIC, '--resume', cwd=cwd)
     whole = load_checkpoint(str(crops / RUN / 'last.pt'))
     resumed = load_checkpoint(str(cwd / RUN / 'last.pt'))
-    assert resumed['epoch'] == 3
+    assert resumed['epoch'] == 2
     for name, value in whole['model'].items():
         assert torch.equal(value, resumed['model'][name]), name
     for a, b in zip(whole['history'], resumed['history']):
@@ -100,12 +101,17 @@ def test_a_second_run_on_the_same_folder_is_refused(crops, tmp_path):
         wait_for(lambda: (cwd / RUN / 'config.json').exists(), proc)
         for script, extra in (('train.py', ['--force']), ('test.py', [])):
             second = run(script, *TINY, *extra, cwd=cwd, check=False)
-            assert_clean_error(second, 'runs/example/cpu', 'being written by process')
+            assert_clean_error(second, 'runs/example/cpu', 'in use by process')
+        # nor may the dataset it reads be replaced under it
+        second = run('aug_img.py', crops / 'source', 60, '-p', 32, '-n', 'example', '--force',
+                     cwd=cwd, check=False)
+        assert_clean_error(second, 'data/example', 'in use by')
         assert proc.poll() is None                      # the first run goes on undisturbed
     finally:
         proc.kill()
         proc.wait()
-    run('train.py', *TINY, '--force', cwd=cwd)        # a killed run's lock is released
+    with exclusive(str(cwd / RUN)):                     # a killed run's lock is released
+        pass
 
 
 class NaNAfter(torch.nn.Module):
@@ -171,9 +177,10 @@ def test_full_disk_while_saving_a_checkpoint(crops, tmp_path):
     run('train.py', *TINY, '--force', cwd=cwd)           # with room again, it just works
 
 
-def test_full_disk_while_writing_test_results(crops, tmp_path):
-    cwd = beside(crops, tmp_path)
-    run('train.py', *TINY, cwd=cwd)
+def test_full_disk_while_writing_test_results(trained, tmp_path):
+    cwd = tmp_path
+    shutil.copytree(trained / 'data', cwd / 'data')
+    shutil.copytree(trained / 'runs', cwd / 'runs')
     before = sorted(p.name for p in (cwd / RUN).iterdir())
     proc = limited('test.py', *TINY, cwd=cwd, max_bytes=3000)
     assert_clean_error(proc, 'cannot write')
