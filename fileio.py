@@ -127,7 +127,8 @@ def exclusive(folder):
 @contextlib.contextmanager
 def reading(folder):
     """Hold a shared lock of `folder` while the block reads it: any number of readers, but no
-    writer (aug_img --force) may replace it meanwhile, and none may be at work now."""
+    writer (aug_img --force) may replace it meanwhile, and none may be at work now. A folder
+    on read-only storage needs no lock: nobody can replace it."""
     with _locked(folder, fcntl.LOCK_SH):
         yield
 
@@ -140,6 +141,9 @@ def _locked(folder, mode):
         os.makedirs(parent or '.', exist_ok=True)
         f = open(lock, 'a+', encoding='utf-8')
     except OSError as e:
+        if mode == fcntl.LOCK_SH and e.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+            yield None
+            return
         write_failed(lock, e)
     with f:
         try:

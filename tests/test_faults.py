@@ -1,4 +1,6 @@
 """Faults: killed runs, resumed runs, a loss gone NaN, a full disk, two runs on one folder."""
+import builtins
+import errno
 import os
 import resource
 import shutil
@@ -12,7 +14,7 @@ import pytest
 import torch
 
 from conftest import ROOT, TINY, assert_clean_error, run
-from fileio import UserError, exclusive
+from fileio import UserError, exclusive, reading
 from synthetic_sem import write_source
 from train import Training, train_one_epoch
 from utils import load_checkpoint
@@ -187,3 +189,18 @@ def test_full_disk_while_writing_test_results(trained, tmp_path):
     assert no_temporaries(cwd / RUN)
     for name in before:                                  # the run itself is untouched
         assert (cwd / RUN / name).stat().st_size > 0
+
+
+def test_a_dataset_on_read_only_storage_is_read_without_a_lock(tmp_path, monkeypatch):
+    real_open = builtins.open
+
+    def read_only(path, *args, **kwargs):
+        if str(path).endswith('.lock'):
+            raise OSError(errno.EROFS, 'Read-only file system', str(path))
+        return real_open(path, *args, **kwargs)
+    monkeypatch.setattr(builtins, 'open', read_only)
+    with reading(str(tmp_path / 'data' / 'shared')):      # nobody can replace it there
+        pass
+    with pytest.raises(UserError, match='cannot write .*lock: Read-only'):
+        with exclusive(str(tmp_path / 'runs' / 'mine')):  # but a run must write
+            pass
