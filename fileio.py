@@ -113,10 +113,13 @@ def exclusive(folder):
     releases the lock when the process ends, however it ends. What a killed writer left
     half-written in the folder is removed first."""
     with _locked(folder, fcntl.LOCK_EX) as f:
-        f.seek(0)
-        f.truncate()
-        f.write(f'process {os.getpid()}\n')
-        f.flush()
+        try:   # who holds it, for the message a second run gets; the lock works without it
+            f.seek(0)
+            f.truncate()
+            f.write(f'process {os.getpid()}\n')
+            f.flush()
+        except OSError:
+            pass
         remove_leftovers(folder)
         try:
             yield
