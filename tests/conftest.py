@@ -43,11 +43,22 @@ def source(tmp_path):
     return tmp_path / 'source'
 
 
+def cut_example(cwd, size=60):
+    """cwd/data/example: 32-pixel crops (`size` per class) of 3 synthetic classes of 6 frames."""
+    write_source(str(cwd / 'source'), classes=3, frames=6, width=160, height=120, bar=16)
+    run('aug_img.py', 'source', size, '-p', 32, '-n', 'example', cwd=cwd)
+    return cwd
+
+
+def sharing_data(cwd, other):
+    """`cwd` set up to read other/data: the same crops, its own runs/ folder."""
+    (cwd / 'data').symlink_to(other / 'data')
+    return cwd
+
+
 @pytest.fixture(scope='session')
 def trained(tmp_path_factory):
     """A finished one-epoch run on synthetic data, shared by the tests that only read it."""
-    cwd = tmp_path_factory.mktemp('trained')
-    write_source(str(cwd / 'source'), classes=3, frames=6, width=160, height=120, bar=16)
-    run('aug_img.py', 'source', 60, '-p', 32, '-n', 'example', cwd=cwd)
+    cwd = cut_example(tmp_path_factory.mktemp('trained'))
     run('train.py', *TINY, cwd=cwd)
     return cwd

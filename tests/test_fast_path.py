@@ -8,9 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import ROOT, TINY, run
+from conftest import ROOT, TINY, cut_example, run, sharing_data
 from model import build_model
-from synthetic_sem import write_source
 from train import build_training, train_step
 from utils import amp_dtype, autocast, predict_batch
 
@@ -83,10 +82,7 @@ def test_amp_modes_per_device():
 
 @pytest.fixture(scope='module')
 def dataset(tmp_path_factory):
-    cwd = tmp_path_factory.mktemp('ddp')
-    write_source(str(cwd / 'source'), classes=3, frames=6, width=160, height=120, bar=16)
-    run('aug_img.py', 'source', 80, '-p', 32, '-n', 'example', cwd=cwd)
-    return cwd
+    return cut_example(tmp_path_factory.mktemp('ddp'), size=80)
 
 
 DDP_RUN = [*TINY, '--set', 'preload=true', '--set', 'augment=true', '--set', 'batch_size=32']
@@ -114,8 +110,7 @@ def test_two_processes_compute_the_steps_of_one(tmp_path):
 
 def test_torchrun_train_py_writes_one_set_of_outputs(dataset, tmp_path):
     run('train.py', *DDP_RUN, cwd=dataset)
-    (tmp_path / 'data').symlink_to(dataset / 'data')     # the same crops, another runs/ folder
-    proc = torchrun('train.py', *DDP_RUN, cwd=tmp_path)
+    proc = torchrun('train.py', *DDP_RUN, cwd=sharing_data(tmp_path, dataset))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'x 2 processes' in proc.stdout
     assert proc.stdout.count('epoch   1/1') == 1             # only rank 0 reports
@@ -127,8 +122,8 @@ def test_torchrun_train_py_writes_one_set_of_outputs(dataset, tmp_path):
 
 
 def test_global_batch_must_split_over_the_processes(dataset, tmp_path):
-    (tmp_path / 'data').symlink_to(dataset / 'data')
-    proc = torchrun('train.py', *TINY, '--set', 'batch_size=15', cwd=tmp_path)
+    proc = torchrun('train.py', *TINY, '--set', 'batch_size=15',
+                    cwd=sharing_data(tmp_path, dataset))
     assert proc.returncode != 0
     # each process says it in a line of its own (torchrun then adds its report of failures)
     errors = [line for line in proc.stderr.splitlines() if 'error:' in line]

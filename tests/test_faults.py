@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import ROOT, TINY, assert_clean_error, run
+from conftest import ROOT, TINY, assert_clean_error, cut_example, run, sharing_data
 from fileio import UserError, exclusive, reading
 from synthetic_sem import write_source
 from train import Training, train_one_epoch
@@ -24,16 +24,7 @@ RUN = os.path.join('runs', 'example', 'cpu')
 
 @pytest.fixture(scope='module')
 def crops(tmp_path_factory):
-    cwd = tmp_path_factory.mktemp('faults')
-    write_source(str(cwd / 'source'), classes=3, frames=6, width=160, height=120, bar=16)
-    run('aug_img.py', 'source', 60, '-p', 32, '-n', 'example', cwd=cwd)
-    return cwd
-
-
-def beside(crops, tmp_path):
-    """A fresh working folder that sees the same data/."""
-    (tmp_path / 'data').symlink_to(crops / 'data')
-    return tmp_path
+    return cut_example(tmp_path_factory.mktemp('faults'))
 
 
 def start(script, *args, cwd):
@@ -63,7 +54,7 @@ DETERMINISTIC = [*TINY, '--set', 'epochs=2', '--set', 'scheduler=cosine',
 
 def test_killed_and_resumed_run_ends_with_the_same_weights(crops, tmp_path):
     run('train.py', *DETERMINISTIC, cwd=crops)
-    cwd = beside(crops, tmp_path)
+    cwd = sharing_data(tmp_path, crops)
     proc = start('train.py', *DETERMINISTIC, cwd=cwd)
     wait_for(lambda: epochs_in_history(cwd / RUN) >= 1, proc)
     proc.send_signal(signal.SIGKILL)
@@ -97,7 +88,7 @@ def test_killed_aug_img_leaves_no_dataset_and_the_next_run_completes(tmp_path):
 
 
 def test_a_second_run_on_the_same_folder_is_refused(crops, tmp_path):
-    cwd = beside(crops, tmp_path)
+    cwd = sharing_data(tmp_path, crops)
     proc = start('train.py', *TINY, '--set', 'epochs=200', cwd=cwd)
     try:
         wait_for(lambda: (cwd / RUN / 'config.json').exists(), proc)
@@ -141,7 +132,7 @@ def test_a_loss_gone_nan_stops_training_with_a_message():
 
 
 def test_diverging_run_writes_no_checkpoint(crops, tmp_path):
-    cwd = beside(crops, tmp_path)
+    cwd = sharing_data(tmp_path, crops)
     proc = run('train.py', *TINY, '--set', 'lr=1e30', '--set', 'optimizer=sgd', cwd=cwd,
                check=False)
     assert_clean_error(proc, 'loss became')
@@ -171,7 +162,7 @@ def test_full_disk_while_cutting_crops(source, tmp_path):
 
 
 def test_full_disk_while_saving_a_checkpoint(crops, tmp_path):
-    cwd = beside(crops, tmp_path)
+    cwd = sharing_data(tmp_path, crops)
     proc = limited('train.py', *TINY, cwd=cwd, max_bytes=100_000)   # a checkpoint is ~45 MB
     assert_clean_error(proc, 'cannot write', 'best.pt')
     assert not (cwd / RUN / 'best.pt').exists() and not (cwd / RUN / 'last.pt').exists()
