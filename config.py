@@ -73,11 +73,14 @@ _SCRATCH = {'pretrained': False, 'optimizer': 'adamw', 'weight_decay': 0.05,
             'scheduler': 'cosine', 'warmup_epochs': 0.5, 'label_smoothing': 0.1,
             'normalize': True, 'augment': True, 'jitter': 0.1, 'preload': True, 'tta': True,
             'channels_last': True, 'amp': 'auto', 'fused': True, 'eval_batch_size': 256}
-# About 30 minutes on a 2-core CPU (28.6-31.3 measured): the small semnet on 448 px crops
-# scaled to 112 px. In 8-minute trials, 448 px crops at 112 px matched 448 px crops at 224 px
-# (89 % vs 88 % validation) at less cost per crop, and beat 224 px crops at 112 px (87 %).
-CPU30 = {**_SCRATCH, 'model': 'semnet', 'input_size': 112, 'batch_size': 64, 'epochs': 7,
-         'lr': 2e-3}
+# At most 30 minutes on a 2-core CPU: the small semnet_s4 on 448 px crops scaled to 112 px.
+# In 8-minute trials, 448 px crops at 112 px matched 448 px crops at 224 px (89 % vs 88 %
+# validation) at less cost per crop, and beat 224 px crops at 112 px (87 %). Training was
+# still improving at the end (train and validation accuracy alike), so the time goes into steps:
+# semnet_s4 (stem stride 4) runs 2.2x the crops per second of semnet, 14 epochs instead of 7;
+# on seed 4's split that raised validation accuracy from 95.2 % to 96.7 %.
+CPU30 = {**_SCRATCH, 'model': 'semnet_s4', 'input_size': 112, 'batch_size': 64, 'epochs': 14,
+         'lr': 2e-3, 'warmup_epochs': 1.0}
 # At most 10 minutes on one H100/H200: ResNet-18 on 448 px crops scaled to 224 px.
 GPU = {**_SCRATCH, 'model': 'resnet18', 'input_size': 224, 'batch_size': 128, 'epochs': 40,
        'lr': 2e-3, 'warmup_epochs': 2.0}

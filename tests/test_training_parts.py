@@ -84,11 +84,16 @@ def test_schedule_warms_up_then_follows_a_cosine_to_zero():
     assert max(short.lr_lambdas[0](step) for step in range(9)) == 1.0
 
 
-def test_semnet_takes_gray_crops_and_has_no_imagenet_weights():
-    model = build_model({'model': 'semnet', 'pretrained': False}, 12)
-    assert model(torch.rand(2, 1, 64, 64)).shape == (2, 12)
+@pytest.mark.parametrize('name, stem_side', [('semnet', 56), ('semnet_s4', 28)])
+def test_semnet_takes_gray_crops_and_has_no_imagenet_weights(name, stem_side):
+    model = build_model({'model': name, 'pretrained': False}, 12)
+    assert model(torch.rand(2, 1, 112, 112)).shape == (2, 12)
+    # the stem: all but the four stages (two conv/BN/ReLU triples each) and the 4-module head;
+    # the first stage then runs at half (semnet) or a quarter (semnet_s4) of the input side
+    stem = torch.nn.Sequential(*list(model.net)[:-(4 * 2 * 3 + 4)])
+    assert stem(torch.rand(1, 3, 112, 112)).shape[-1] == stem_side
     with pytest.raises(UserError, match='pretrained=false'):
-        build_model({'model': 'semnet', 'pretrained': True, 'weights_file': ''}, 12)
+        build_model({'model': name, 'pretrained': True, 'weights_file': ''}, 12)
 
 
 def test_channels_last_layout_gives_the_same_predictions():
