@@ -91,9 +91,10 @@ def check_args(args):
         args.name = f'size{args.size}_pixel{args.pixel}'
     if (args.name in ('', '.', '..') or args.name.startswith('.') or '/' in args.name
             or '\\' in args.name or os.path.isabs(args.name)
-            or '.partial-' in args.name or '.replaced-' in args.name):   # names of work folders
+            or '.partial-' in args.name or '.replaced-' in args.name):
         fail(f'-n {args.name!r}: a dataset name is one plain folder name inside {DATA_ROOT}/ '
-             '(no slashes, not starting with a dot)')
+             "(no slashes, not starting with a dot, without '.partial-' or '.replaced-', "
+             "which name aug_img's unfinished work)")
     args.split_crops = crop_counts(args)
 
 

@@ -129,6 +129,8 @@ AUG_CASES = [
     ('only one class', one_class, AUG, 'refuses', ['1 class folder', 'at least 2']),
     ('class of sidecar files only', sidecars_only, AUG, 'refuses', ['synthD', 'usable frame']),
     ('-n ../x', nothing, ['source', 60, '-n', '../x'], 'refuses', ['../x', 'plain folder name']),
+    ('-n like a work folder', nothing, ['source', 60, '-n', 'a.partial-b'], 'refuses',
+     ['a.partial-b', "'.partial-'"]),
     ('path that does not exist', nothing, ['nosuch', 60], 'refuses', ['nosuch', 'no such']),
     ('size 0', nothing, ['source', 0], 'refuses', ['size 0', 'positive']),
     ('negative size', nothing, ['source', -5], 'refuses', ['size -5', 'positive']),
