@@ -10,6 +10,7 @@ worker process competes with the model for the CPU after the first pass.
 """
 import copy
 import functools
+import math
 import os
 
 import torch
@@ -17,13 +18,15 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+import acquisition
 from distributed import Ranks
 from fileio import fail
 from frames import UnreadableImage, is_image_name, read_image
 
 
 class SEMDataset(Dataset):
-    def __init__(self, root, split, classes=None, input_size=224, augment=False, jitter=0.0):
+    def __init__(self, root, split, classes=None, input_size=224, augment=False, jitter=0.0,
+                 session=None):
         self.split_dir = os.path.join(root, split)
         if not os.path.isdir(self.split_dir):
             fail(f'{self.split_dir}: no such folder; cut the dataset first with aug_img.py '
@@ -40,6 +43,7 @@ class SEMDataset(Dataset):
         self.input_size = input_size
         self.augment = augment
         self.jitter = jitter
+        self.session = SessionAugment(**(session or {}))
         self.samples = []
         for index, cls in enumerate(self.classes):
             folder = os.path.join(self.split_dir, cls)
@@ -55,7 +59,7 @@ class SEMDataset(Dataset):
 
     def without_augmentation(self):
         plain = copy.copy(self)
-        plain.augment, plain.jitter = False, 0.0
+        plain.augment, plain.jitter, plain.session = False, 0.0, SessionAugment()
         return plain
 
     def __getitem__(self, i):
@@ -70,6 +74,8 @@ class SEMDataset(Dataset):
             x = random_flip_turn(x)
         if self.jitter:
             x = random_jitter(x.unsqueeze(0), self.jitter)[0]
+        if self.session:
+            x = self.session.apply(x.unsqueeze(0), self.session.draw(1))[0]
         return x, label, name
 
 
@@ -80,9 +86,18 @@ def damaged(path, error):
 
 def to_tensor(pixels, input_size):
     """C x S x S float tensor in [0, 1] of an H x W (x C) uint8/uint16 array, resized to S."""
+    return resize(unit_range(pixels), input_size)
+
+
+def unit_range(pixels):
+    """C x H x W float tensor in [0, 1] of an H x W (x C) uint8/uint16 array, at its own size."""
     scale = 65535.0 if pixels.dtype.itemsize == 2 else 255.0
     x = torch.from_numpy(pixels.astype('float32') / scale)
-    x = x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1)
+    return x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1)
+
+
+def resize(x, input_size):
+    """A C x H x W image scaled to C x S x S (S = input_size), antialiased."""
     if x.shape[1:] != (input_size, input_size):
         x = F.interpolate(x.unsqueeze(0), size=(input_size, input_size), mode='bilinear',
                           antialias=True, align_corners=False)[0]
@@ -135,6 +150,44 @@ def jitter(x, amount, draws):
     return ((x - mean) * gain + mean + offset).clamp(0, 1)
 
 
+SESSION_KEYS = ('gamma', 'blur', 'illumination', 'noise')   # SessionAugment's amounts
+
+
+class SessionAugment:
+    """Random changes of the kind two imaging sessions differ by (acquisition.py), so that the
+    network learns the material rather than the microscope's settings. Each amount is the
+    largest change: every image gets its own, drawn uniformly from none up to it.
+
+    gamma: largest |ln g| of the grey-level curve x ** g; blur: largest Gaussian sigma in
+    pixels of the network's input; illumination: largest gain ramp +-amplitude across the
+    image; noise: largest standard deviation of additive Gaussian noise."""
+
+    def __init__(self, gamma=0.0, blur=0.0, illumination=0.0, noise=0.0):
+        self.gamma, self.blur, self.illumination, self.noise = gamma, blur, illumination, noise
+
+    def __bool__(self):
+        return any((self.gamma, self.blur, self.illumination, self.noise))
+
+    def draw(self, n, generator=None):
+        """5 x N uniform draws of the amounts, and a seed for the noise field, from `generator`
+        (on the CPU, so that a seed gives the same augmentation on any device)."""
+        return (torch.rand(5, n, generator=generator),
+                int(torch.randint(2 ** 62, (), generator=generator)))
+
+    def apply(self, x, draws):
+        u, noise_seed = draws
+        if self.gamma:
+            x = acquisition.gamma(x, torch.exp((2 * u[0] - 1) * self.gamma))
+        if self.blur:
+            x = acquisition.blur(x, u[1] * self.blur)
+        if self.illumination:
+            x = acquisition.illumination(x, u[2] * self.illumination, u[3] * 2 * math.pi)
+        if self.noise:
+            field = torch.Generator(device=x.device).manual_seed(noise_seed)
+            x = acquisition.noise(x, u[4] * self.noise, field)
+        return x
+
+
 def preload(dataset, num_workers):
     """(uint8 N x C x S x S, labels, names) of every item of `dataset`, decoded once (gray
     crops among colour ones repeated to 3 channels; 16-bit crops rounded to 8 bits)."""
@@ -167,7 +220,7 @@ class PreloadedBatches:
     """
 
     def __init__(self, data, batch_size, shuffle, drop_last, augment=False, jitter=0.0,
-                 device=None, ranks=Ranks()):
+                 device=None, ranks=Ranks(), session=None):
         self.images, self.labels, self.names = data
         self.device = device or torch.device('cpu')   # where batches are made and augmented
         self.on_device = self.device.type == 'cuda' and fits_on(self.device, self.images)
@@ -176,6 +229,7 @@ class PreloadedBatches:
             self.images, self.labels = self.images.to(device), self.labels.to(device)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.augment, self.jitter, self.ranks = augment, jitter, ranks
+        self.session = session or SessionAugment()
         self.generator = torch.Generator()
 
     @property
@@ -196,6 +250,9 @@ class PreloadedBatches:
                 turns = torch.randint(8, (len(index),), generator=self.generator)[mine]
             if self.jitter:
                 draws = torch.rand(2, len(index), generator=self.generator)[:, mine]
+            if self.session:
+                session_u, noise_seed = self.session.draw(len(index), self.generator)
+                session_draws = session_u[:, mine], noise_seed + self.ranks.rank
             index = index[mine]
             if not len(index):   # a last evaluation batch smaller than the number of ranks
                 continue
@@ -211,6 +268,8 @@ class PreloadedBatches:
                 x = flip_turn_batch(x, turns)
             if self.jitter:
                 x = jitter(x, self.jitter, draws)
+            if self.session:
+                x = self.session.apply(x, session_draws)
             yield x, y, names
 
 

@@ -2,8 +2,13 @@
 input handling it needs.
 
 SEMClassifier takes crops as they come from dataset.py (1-channel gray or 3-channel, values in
-[0, 1]), makes them 3-channel and normalises them with statistics of the training split. Those
-statistics are buffers of the module, so they are saved in, and restored from, the checkpoint.
+[0, 1]), applies the input treatment (config key `intensity`), makes them 3-channel and
+normalises them. With intensity 'none' the normalisation uses statistics of the training split,
+buffers of the module, saved in and restored from the checkpoint. With 'equalize' each crop's
+grey levels are replaced by their rank within the crop, and with 'standardize' each crop is
+brought to mean 0 and standard deviation 1: what the microscope's brightness, contrast and
+detector curve did to the crop is then gone before the network sees it. The treatment is part
+of the model, so test.py, predict.py and gradcam.py apply exactly what training did.
 """
 import functools
 import os
@@ -13,13 +18,20 @@ import torch
 import torchvision
 from torch import nn
 
+from acquisition import equalize
 from fileio import fail
+
+INTENSITY_TREATMENTS = ('none', 'equalize', 'standardize')
+UNIFORM_STD = 12 ** -0.5   # standard deviation of equalized grey levels (uniform on [0, 1])
 
 
 class SEMClassifier(nn.Module):
-    def __init__(self, net, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)):
+    def __init__(self, net, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), intensity='none'):
         super().__init__()
+        if intensity not in INTENSITY_TREATMENTS:
+            raise ValueError(f'intensity={intensity!r}')
         self.net = net
+        self.intensity = intensity
         self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
 
@@ -32,14 +44,24 @@ class SEMClassifier(nn.Module):
         return self.to(memory_format=torch.channels_last)
 
     def forward(self, x):
+        x = self.treat(x.float())
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)   # gray stays 1-channel until here
-        x = (x - self.mean) / self.std
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         out = self.net(x)
         # Inception v3 and GoogLeNet add auxiliary outputs in training mode: use the main one.
         return out.logits if hasattr(out, 'logits') else out
+
+    def treat(self, x):
+        """The input treatment and normalisation, on images in [0, 1]."""
+        if self.intensity == 'equalize':
+            return (equalize(x) - 0.5) / UNIFORM_STD
+        if self.intensity == 'standardize':
+            mean = x.mean(dim=(1, 2, 3), keepdim=True)
+            return (x - mean) / x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)
+        channels = x.shape[1]
+        return (x - self.mean[:, :channels]) / self.std[:, :channels]
 
 
 class SEMNet(nn.Sequential):
@@ -139,4 +161,4 @@ def build_model(cfg, num_classes, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), pre
         _replace_head(net, num_classes, name)
     else:
         net = torchvision.models.get_model(name, num_classes=num_classes)
-    return SEMClassifier(net, mean, std)
+    return SEMClassifier(net, mean, std, cfg.get('intensity', 'none'))

@@ -4,6 +4,8 @@
     python test.py --dataset example --version paper
     python test.py --checkpoint last                  # or a path to a .pt file
     python test.py --set tta=true                     # mean over the 8 flips/turns of each crop
+    python test.py --shifts                           # also under each acquisition shift
+    python test.py --split validate --shifts          # the validation split (choosing a recipe)
 
 Scores crops, and source frames (the mean probability of a frame's crops, from the dataset's
 manifest.csv). Class names `<composition>[_<state>]` (no suffix = pristine) are also scored as
@@ -12,7 +14,11 @@ composition and as state. Writes to runs/<dataset>/<version>/:
   probability column per class); frame_predictions.csv: one row per source frame;
 - results.json: accuracy, recall per class and confusion matrix per level (crops, frames,
   composition, state); classification_report.json (scikit-learn's, also printed);
-- confusion_matrix.csv/.png (crops), and confusion_matrix_{frames,composition,state}.png.
+- confusion_matrix.csv/.png (crops), and confusion_matrix_{frames,composition,state}.png;
+- with --shifts: the split predicted again under each acquisition shift of shifts.py (other
+  grey-level curve, brightness, contrast, gamma, blur, noise, uneven illumination, JPEG), the
+  accuracy of each next to the plain one in results.json ('shifts'), shifts.csv and the summary.
+With --split validate everything goes to runs/<dataset>/<version>/validate/ instead.
 """
 import argparse
 import os
@@ -22,9 +28,10 @@ from sklearn.metrics import classification_report
 
 from config import add_checkpoint_argument, add_config_arguments, config_from_args
 from dataset import SEMDataset
+from shifts import evaluate_shifts, shift_summary
 from evaluation import (add_probabilities, evaluate_split, factor_columns, read_frame_of_crop,
                         vote_frames)
-from fileio import (exclusive, reading, run_dir_of, run_main, write_csv_atomic,
+from fileio import (exclusive, fail, reading, run_dir_of, run_main, write_csv_atomic,
                     write_json_atomic)
 from plots import confusion_matrix_png
 from utils import amp_dtype, checkpoint_path, load_trained, make_loader, pick_device, predict
@@ -34,18 +41,27 @@ def get_args_parser():
     p = argparse.ArgumentParser(description='Predict the test split with a trained checkpoint.')
     add_config_arguments(p)
     add_checkpoint_argument(p)
+    p.add_argument('--split', choices=('test', 'validate'), default='test',
+                   help='the split to score (validate: to choose between recipes; outputs go '
+                        'to <run>/validate/)')
+    p.add_argument('--shifts', action='store_true',
+                   help='also score the split under each acquisition shift (shifts.py)')
+    p.add_argument('--shift-crops', type=int, default=None, metavar='N',
+                   help='with --shifts: only N evenly spaced crops per class (a faster '
+                        'estimate; the plain row is then scored on the same crops)')
     return p
 
 
-def frames_of(names, cfg):
-    """The source frame of each test crop, or None (with a note) when the manifest lacks them."""
-    frame_of = read_frame_of_crop(cfg['data_dir'], 'test')
+def frames_of(names, cfg, split):
+    """The source frame of each crop of `split`, or None (with a note) when the manifest lacks
+    them."""
+    frame_of = read_frame_of_crop(cfg['data_dir'], split)
     if frame_of is None:
         print(f"note: no manifest.csv in {cfg['data_dir']}; frame results skipped")
         return None
     missing = [n for n in names if n not in frame_of]
     if missing:
-        print(f"note: {len(missing)} test crops (e.g. {missing[0]}) are not in "
+        print(f"note: {len(missing)} {split} crops (e.g. {missing[0]}) are not in "
               f"{cfg['data_dir']}/manifest.csv; frame results skipped")
         return None
     return [frame_of[n] for n in names]
@@ -76,11 +92,12 @@ def write_tables(run_dir, names, frames, probs, labels, classes):
                      os.path.join(run_dir, 'frame_predictions.csv'))
 
 
-def write_figures(run_dir, results, name):
-    panels = [('', results['crops'], 'test crops'), ('_frames', results.get('frames'), 'frames')]
+def write_figures(run_dir, results, name, split):
+    panels = [('', results['crops'], f'{split} crops'), ('_frames', results.get('frames'),
+                                                          'frames')]
     for factor in ('composition', 'state'):
         if factor in results:
-            panels.append((f'_{factor}', results[factor]['crops'], f'test crops, {factor}'))
+            panels.append((f'_{factor}', results[factor]['crops'], f'{split} crops, {factor}'))
     for factor in ('composition', 'state'):
         if factor not in results:
             panels.append((f'_{factor}', None, ''))
@@ -101,25 +118,40 @@ def remove_stale(path):
 
 def main(args):
     cfg = config_from_args(args)
+    if args.shift_crops is not None and args.shift_crops < 1:
+        fail(f'--shift-crops {args.shift_crops}: give 1 or more crops per class')
     # not while train.py or another test.py writes there, nor while aug_img replaces the data
     with exclusive(run_dir_of(cfg)), reading(cfg['data_dir']):
         score_test_split(cfg, args)
 
 
 def score_test_split(cfg, args):
+    path = checkpoint_path(run_dir_of(cfg), args.checkpoint)
     run_dir = run_dir_of(cfg)
-    path = checkpoint_path(run_dir, args.checkpoint)
+    if args.split != 'test':   # the test split's outputs stay where they are
+        run_dir = os.path.join(run_dir, args.split)
+    os.makedirs(run_dir, exist_ok=True)
     device = pick_device(cfg['device'])
     model, classes, state = load_trained(cfg, path, device)
-    test_set = SEMDataset(cfg['data_dir'], 'test', classes,
-                          input_size=state['config']['input_size'])
+    input_size = state['config']['input_size']
+    test_set = SEMDataset(cfg['data_dir'], args.split, classes, input_size=input_size)
     loader = make_loader(test_set, cfg, False, device)
-    logits, labels, names = predict(model, loader, device, desc='test', tta=cfg['tta'],
-                                   amp=amp_dtype(cfg, device))
+    amp = amp_dtype(cfg, device)
+    logits, labels, names = predict(model, loader, device, desc=args.split, tta=cfg['tta'],
+                                    amp=amp)
     probs, labels = logits.softmax(1).double().numpy(), labels.numpy()
-    frames = frames_of(names, cfg)
+    frames = frames_of(names, cfg, args.split)
     results = evaluate_split(probs, labels, classes, frames)
-    results.update(checkpoint=os.path.abspath(path), tta=cfg['tta'])
+    results.update(checkpoint=os.path.abspath(path), tta=cfg['tta'], split=args.split)
+    if args.shifts:
+        # remap draws its grey-level distributions from the training crops (never this split)
+        reference = SEMDataset(cfg['data_dir'], 'train', classes, input_size=input_size)
+        results['shifts'] = evaluate_shifts(model, test_set, reference, frames, cfg, device, amp,
+                                            results, args.shift_crops)
+        write_csv_atomic(pd.DataFrame(results['shifts']).T.rename_axis('shift'),
+                         os.path.join(run_dir, 'shifts.csv'), index=True)
+    else:
+        remove_stale(os.path.join(run_dir, 'shifts.csv'))
 
     write_tables(run_dir, names, frames, probs, labels, classes)
     ids = list(range(len(classes)))
@@ -133,13 +165,16 @@ def score_test_split(cfg, args):
     write_csv_atomic(pd.DataFrame(crops['confusion'], index=classes, columns=classes)
                      .rename_axis('true'), os.path.join(run_dir, 'confusion_matrix.csv'),
                      index=True)
-    write_figures(run_dir, results, cfg['name'])
-    print(summary_line(results) + f'; outputs in {run_dir}')
+    write_figures(run_dir, results, cfg['name'], args.split)
+    if args.shifts:
+        print(f'under acquisition shifts ({args.split} split, accuracy in %):')
+        print('\n'.join('  ' + line for line in shift_summary(results['shifts'])))
+    print(summary_line(results, args.split) + f'; outputs in {run_dir}')
 
 
-def summary_line(results):
+def summary_line(results, split='test'):
     parts = [f"accuracy {100 * results['crops']['accuracy']:.2f}% on {results['crops']['n']} "
-             'test crops']
+             f'{split} crops']
     if 'frames' in results:
         parts.append(f"{100 * results['frames']['accuracy']:.2f}% on {results['frames']['n']} "
                      'frames')

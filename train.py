@@ -37,7 +37,7 @@ from model import build_model
 from plots import learning_curve
 from utils import (amp_dtype, autocast, channel_stats, configure_kernels, load_checkpoint,
                    loss_fn, make_loader, optimize_fn, pick_device, predict, save_checkpoint,
-                   schedule_fn, seed_epoch, seed_everything)
+                   schedule_fn, seed_epoch, seed_everything, training_split)
 
 
 def get_args_parser():
@@ -215,8 +215,7 @@ def train(cfg, args, ranks, device):
     configure_kernels(cfg, device)
     say = print if ranks.is_main else lambda *a, **k: None
 
-    train_set = SEMDataset(cfg['data_dir'], 'train', input_size=cfg['input_size'],
-                           augment=cfg['augment'], jitter=cfg['jitter'])
+    train_set = training_split(cfg)
     classes = train_set.classes
     # predict.py tiles whole frames at the scale and in the colours the model was trained on
     first = os.path.join(train_set.split_dir, train_set.samples[0][0])
@@ -237,7 +236,9 @@ def train(cfg, args, ranks, device):
         model = build_model(cfg, len(classes), pretrained=False)
         model.load_state_dict(resume['model'])
     else:
-        mean, std = channel_stats(train_set) if cfg['normalize'] else ((0.0,) * 3, (1.0,) * 3)
+        # a per-crop intensity treatment normalises each crop itself: no statistics needed
+        per_split = cfg['normalize'] and cfg['intensity'] == 'none'
+        mean, std = channel_stats(train_set) if per_split else ((0.0,) * 3, (1.0,) * 3)
         model = build_model(cfg, len(classes), mean, std)
     start = resume['epoch'] if resume else 0
     if start >= cfg['epochs']:

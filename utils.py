@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from dataset import PreloadedBatches, collate, dihedral, preload
+from dataset import SESSION_KEYS, PreloadedBatches, SEMDataset, collate, dihedral, preload
 from distributed import Ranks
 from fileio import atomic_path, fail, write_failed
 from model import build_model
@@ -122,6 +122,13 @@ def pick_device(name):
     return device
 
 
+def training_split(config):
+    """The training crops of config['data_dir'], with the configured augmentation."""
+    return SEMDataset(config['data_dir'], 'train', input_size=config['input_size'],
+                      augment=config['augment'], jitter=config['jitter'],
+                      session={key: config[key] for key in SESSION_KEYS})
+
+
 def worker_count(config):
     if config['num_workers'] >= 0:
         return config['num_workers']
@@ -142,7 +149,7 @@ def make_loader(dataset, config, train, device, ranks=Ranks()):
     if config['preload']:
         return PreloadedBatches(preload(dataset, worker_count(config)), batch_size, train,
                                 drop_last, train and dataset.augment, train and dataset.jitter,
-                                device, ranks)
+                                device, ranks, dataset.session if train else None)
     sampler = None
     if ranks.world > 1:
         sampler = (DistributedSampler(dataset, ranks.world, ranks.rank, shuffle=True,
@@ -231,7 +238,9 @@ def load_trained(cfg, path, device):
         fail(f"{path}: holds a {trained.get('model')} model, but {cfg['name']} says "
              f"model={cfg['model']}; use the matching --version or --checkpoint")
     classes = list(state['classes'])
-    model = build_model(cfg, len(classes), pretrained=False)
+    # the input treatment is the one training used (runs from before it existed had none)
+    model = build_model({**cfg, 'intensity': trained.get('intensity', 'none')}, len(classes),
+                        pretrained=False)
     try:
         model.load_state_dict(state['model'])
     except RuntimeError as e:

@@ -4,6 +4,7 @@ seed, and one table.
     python bench/reproduce.py --version cpu30                  # the CPU recipe, seeds 1 2 3
     python bench/reproduce.py --version gpu
     python bench/reproduce.py --version cpu30 --seeds 1 --source /path/to/frames
+    python bench/reproduce.py --version cpu30 --shifts 100 --audit   # + shifts, shortcut audit
 
 Each seed cuts its own frame split (aug_img.py --seed) and trains with its own seed. Crops per
 class as in the paper: 1280 train, 320 validation, 320 test (3,840 test crops for 12 classes);
@@ -11,6 +12,9 @@ class as in the paper: 1280 train, 320 validation, 320 test (3,840 test crops fo
 and run as a user would, in the project folder (data/reproduce, runs/reproduce/<version>); each
 seed's log and results.json are kept as runs/reproduce/<version>_seed<S>.{log,json}, the table
 as runs/reproduce/<version>_table.csv. The test split is only read by test.py, after training.
+With --shifts N, test.py also scores N evenly spaced test crops per class under each acquisition
+shift (shifts.py; a column each, and the lowest); with --audit, audit.py audits the first seed's
+dataset (runs/reproduce/audit.json).
 """
 import argparse
 import json
@@ -58,7 +62,11 @@ def one_seed(args, seed, out_dir):
     overrides = ['--set', f'seed={seed}', *[a for s in args.set for a in ('--set', s)]]
     train_seconds = run_step('train.py', ['--dataset', 'reproduce', '--version', args.version,
                                           *overrides, '--force'], log)
-    run_step('test.py', ['--dataset', 'reproduce', '--version', args.version, *overrides], log)
+    shifts = ['--shifts', '--shift-crops', args.shifts] if args.shifts else []
+    run_step('test.py', ['--dataset', 'reproduce', '--version', args.version, *overrides,
+                         *shifts], log)
+    if args.audit and seed == args.seeds[0]:
+        run_step('audit.py', ['--dataset', 'reproduce'], log)
     run_dir = os.path.join(out_dir, args.version)
     with open(os.path.join(run_dir, 'results.json'), encoding='utf-8') as f:
         results = json.load(f)
@@ -70,13 +78,20 @@ def one_seed(args, seed, out_dir):
         for key in keys:
             level = level.get(key, {})
         return 100 * level.get('accuracy', float('nan'))
-    return {'seed': seed,
-            'crops %': percent('crops'),
-            'frames %': percent('frames'),
-            'composition %': percent('composition', 'crops'),
-            'state %': percent('state', 'crops'),
-            'lowest recall %': 100 * low['recall'], 'lowest class': low['class'],
-            'train min': train_seconds / 60, 'device': device_name()}
+    row = {'seed': seed,
+           'crops %': percent('crops'),
+           'frames %': percent('frames'),
+           'composition %': percent('composition', 'crops'),
+           'state %': percent('state', 'crops'),
+           'lowest recall %': 100 * low['recall'], 'lowest class': low['class'],
+           'train min': train_seconds / 60, 'device': device_name()}
+    shifted = {name: 100 * r['crops'] for name, r in results.get('shifts', {}).items()}
+    if shifted:
+        row.update({f'{name} %': value for name, value in shifted.items()})
+        row['lowest shift %'] = min(v for name, v in shifted.items() if name != 'plain')
+        row['lowest shift frames %'] = min(100 * r['frames'] for name, r in
+                                           results['shifts'].items() if name != 'plain')
+    return row
 
 
 def main():
@@ -90,6 +105,9 @@ def main():
                         'config.py)')
     p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                    help='config override passed to train.py and test.py')
+    p.add_argument('--shifts', type=int, default=0, metavar='N',
+                   help='also score N test crops per class under each acquisition shift')
+    p.add_argument('--audit', action='store_true', help="audit the first seed's dataset")
     args = p.parse_args()
     if not os.path.isdir(args.source):
         sys.exit(f'error: {args.source}: no such folder; give --source with the class folders')
@@ -110,9 +128,12 @@ def main():
     shown = table.round(2).astype(str)
     shown.loc[len(shown)] = {'seed': f'mean ± std ({len(rows)})', **summary,
                              'lowest class': '', 'device': rows[-1]['device']}
-    write_csv_atomic(shown, os.path.join(out_dir, f'{args.version}_table.csv'))
+    if args.shifts:   # one row per measure reads better than 20 columns
+        shown = shown.set_index('seed').T
+    write_csv_atomic(shown, os.path.join(out_dir, f'{args.version}_table.csv'),
+                     index=bool(args.shifts))
     print(f'\n{args.version} on {args.source} (pixel {args.pixel}, crops {CROPS} per class):')
-    print(shown.to_string(index=False))
+    print(shown.to_string(index=bool(args.shifts)))
 
 
 if __name__ == '__main__':

@@ -33,12 +33,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from config import apply_overrides, check_values, get_config  # noqa: E402
-from dataset import PreloadedBatches, SEMDataset  # noqa: E402
+from dataset import PreloadedBatches  # noqa: E402
 from fileio import fail, run_main, write_csv_atomic  # noqa: E402
 from model import build_model  # noqa: E402
 from train import build_training, train_one_epoch, train_step  # noqa: E402
 from utils import (configure_kernels, make_loader, pick_device, predict, seed_epoch,  # noqa: E402
-                   seed_everything)
+                   seed_everything, training_split)
 
 
 def get_args_parser():
@@ -111,8 +111,7 @@ def measure(cfg, device, args, bare=False):
     inference."""
     seed_everything(cfg['seed'])
     configure_kernels(cfg, device)
-    train_set = SEMDataset(cfg['data_dir'], 'train', input_size=cfg['input_size'],
-                           augment=cfg['augment'], jitter=cfg['jitter'])
+    train_set = training_split(cfg)
     needed = (args.warmup + args.steps) * cfg['batch_size']
     if len(train_set) < needed:
         fail(f"{cfg['data_dir']}/train has {len(train_set)} crops; the {cfg['version']} row "

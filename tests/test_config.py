@@ -78,10 +78,24 @@ def test_values_that_make_no_sense_are_refused():
         config_from_args(parser.parse_args(['--set', 'jitter=1.5']))
     with pytest.raises(UserError, match='warmup_epochs'):
         config_from_args(parser.parse_args(['--set', 'warmup_epochs=9']))   # cpu: 3 epochs
+    with pytest.raises(UserError, match='intensity=sharpen: choose one of none, equalize'):
+        config_from_args(parser.parse_args(['--set', 'intensity=sharpen']))
+    with pytest.raises(UserError, match='blur=-1.0'):
+        config_from_args(parser.parse_args(['--set', 'blur=-1']))
+    with pytest.raises(UserError, match='illumination'):
+        config_from_args(parser.parse_args(['--set', 'illumination=1']))
+
+
+def test_recipes_read_the_material_and_keep_the_legacy_ones_for_comparison():
+    for version in ('cpu30', 'gpu'):
+        cfg, legacy = get_config('reproduce', version), get_config('reproduce', f'{version}_legacy')
+        assert cfg['intensity'] == 'equalize' and legacy['intensity'] == 'none'
+        assert cfg['blur'] > 0 and cfg['noise'] > 0 and cfg['illumination'] > 0
+        assert cfg['model'] == legacy['model'] and cfg['input_size'] == legacy['input_size']
 
 
 def test_recipes_train_from_scratch_and_vote_at_test_time():
-    for version in ('cpu30', 'gpu'):
+    for version in ('cpu30', 'gpu', 'cpu30_legacy', 'gpu_legacy'):
         cfg = get_config('reproduce', version)
         assert cfg['pretrained'] is False and cfg['weights_file'] == ''
         assert cfg['tta'] and cfg['augment'] and cfg['preload']
