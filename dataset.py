@@ -160,7 +160,9 @@ class SessionAugment:
 
     gamma: largest |ln g| of the grey-level curve x ** g; blur: largest Gaussian sigma in
     pixels of the network's input; illumination: largest gain ramp +-amplitude across the
-    image; noise: largest standard deviation of additive Gaussian noise."""
+    image; noise: largest standard deviation of additive Gaussian noise. Half of the images
+    (drawn) are left as they are: with every training image changed, BatchNorm's running
+    statistics describe changed images only, and clean ones are misjudged at validation."""
 
     def __init__(self, gamma=0.0, blur=0.0, illumination=0.0, noise=0.0):
         self.gamma, self.blur, self.illumination, self.noise = gamma, blur, illumination, noise
@@ -169,15 +171,18 @@ class SessionAugment:
         return any((self.gamma, self.blur, self.illumination, self.noise))
 
     def draw(self, n, generator=None):
-        """5 x N uniform draws of the amounts, and a seed for the noise field, from `generator`
-        (on the CPU, so that a seed gives the same augmentation on any device)."""
-        return (torch.rand(5, n, generator=generator),
+        """6 x N uniform draws (the amounts, and whether the image is changed at all), and a
+        seed for the noise field, from `generator` (on the CPU, so that a seed gives the same
+        augmentation on any device)."""
+        return (torch.rand(6, n, generator=generator),
                 int(torch.randint(2 ** 62, (), generator=generator)))
 
     def apply(self, x, draws):
         u, noise_seed = draws
+        changed = (u[5] < 0.5).float()   # the others get amounts of 0: they stay as they are
+        u = u[:5] * changed
         if self.gamma:
-            x = acquisition.gamma(x, torch.exp((2 * u[0] - 1) * self.gamma))
+            x = acquisition.gamma(x, torch.exp((2 * u[0] - changed) * self.gamma))
         if self.blur:
             x = acquisition.blur(x, u[1] * self.blur)
         if self.illumination:

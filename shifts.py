@@ -228,11 +228,13 @@ def evaluate_shifts(model, split, reference, frames, cfg, device, amp, plain, pe
     return table
 
 
-def shift_summary(table):
-    """The table as aligned text lines: one row per shift, accuracy in % per level."""
+def shift_summary(table, total):
+    """The table as aligned text lines: one row per shift, accuracy in % per level; `total`:
+    the number of crops of the split."""
     levels = [k for k in ('crops', 'frames', 'composition', 'state') if k in table['plain']]
-    note = [] if table['plain']['n'] == table['remap']['n'] else [
-        f"on {table['remap']['n']} evenly spaced crops of the split (--shift-crops)"]
+    shifted = table['remap']['n']
+    note = [] if shifted == total else [
+        f'on {shifted} evenly spaced crops of the {total} (--shift-crops), plain ones included']
     lines = [f"{'shift':<14}" + ''.join(f'{level:>13}' for level in levels) + '  what']
     for name, row in table.items():
         lines.append(f'{name:<14}' + ''.join(f'{100 * row[level]:12.2f}%' for level in levels)

@@ -168,7 +168,8 @@ def score_test_split(cfg, args):
     write_figures(run_dir, results, cfg['name'], args.split)
     if args.shifts:
         print(f'under acquisition shifts ({args.split} split, accuracy in %):')
-        print('\n'.join('  ' + line for line in shift_summary(results['shifts'])))
+        print('\n'.join('  ' + line for line in shift_summary(results['shifts'],
+                                                                results['crops']['n'])))
     print(summary_line(results, args.split) + f'; outputs in {run_dir}')
 
 

@@ -227,6 +227,12 @@ RUN_CASES = [
      ['--version', 'paper', '--set', 'num_workers=1'], ['synthB', 'damaged', 'aug_img.py']),
     ('predict: no image among the files', 'predict.py', same, ['notes.txt'],
      ['notes.txt', 'could be predicted']),
+    ('shifts on no crops', 'test.py', same, ['--shifts', '--shift-crops', '0'],
+     ['--shift-crops 0']),
+    ('input treatment that does not exist', 'train.py', same, ['--set', 'intensity=clahe'],
+     ['intensity=clahe', 'equalize']),
+    ('audit of a dataset never cut', 'audit.py', same, ['--dataset', 'nothing'],
+     ['data/nothing/manifest.csv', 'aug_img.py']),
 ]
 
 
@@ -239,7 +245,8 @@ def test_run_input(trained, tmp_path, script, change, args, words):
     run_dir = tmp_path / 'runs' / 'example' / 'cpu'
     before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
     extra = change(tmp_path, run_dir)
-    arguments = [*args, *extra] if script == 'predict.py' else [*TINY, *args, *extra]
+    arguments = [*args, *extra] if script in ('predict.py', 'audit.py') else [*TINY, *args,
+                                                                              *extra]
     assert_clean_error(run(script, *arguments, cwd=tmp_path, check=False), *words)
     after = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()
              if not p.name.endswith('.lock')}          # predict.py locks its folder inside

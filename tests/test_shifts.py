@@ -33,6 +33,9 @@ def test_equalized_model_sees_the_same_crop_under_increasing_grey_level_changes(
     for shifted in changed:
         assert torch.allclose(equalized.treat(shifted), plain, atol=1e-5)
         assert not torch.allclose(raw.treat(shifted), raw.treat(crops), atol=1e-3)
+    standardized = build_model({'model': 'semnet_s4', 'intensity': 'standardize'}, 3,
+                               pretrained=False)
+    assert torch.allclose(standardized.treat(stretched), standardized.treat(crops), atol=1e-4)
 
 
 def test_remap_keeps_pixel_order_and_takes_the_target_distribution():
@@ -73,8 +76,9 @@ def test_session_augment_is_seeded_bounded_and_off_by_default():
     augment = SessionAugment(gamma=0.3, blur=1.0, illumination=0.3, noise=0.05)
     first = augment.apply(x, augment.draw(8, torch.Generator().manual_seed(3)))
     again = augment.apply(x, augment.draw(8, torch.Generator().manual_seed(3)))
-    assert torch.equal(first, again) and not torch.equal(first, x)
-    assert first.min() >= 0 and first.max() <= 1
+    assert torch.equal(first, again) and first.min() >= 0 and first.max() <= 1
+    untouched = [torch.equal(a, b) for a, b in zip(first, x)]
+    assert 0 < sum(untouched) < 8          # some changed, some left clean for BatchNorm
     assert not SessionAugment()
 
 
@@ -180,3 +184,15 @@ def test_test_script_reports_shifts_next_to_plain_accuracy(trained):
     assert (run_dir / 'shifts.csv').exists()
     run('test.py', *TINY, cwd=trained)                          # without: no stale table left
     assert not (run_dir / 'shifts.csv').exists()
+
+
+def test_validation_split_is_scored_apart_on_a_sample_of_crops(trained):
+    """Recipes are compared on validation frames and their shifted copies, never on the test
+    split; --shift-crops scores the shifts (and the plain row beside them) on a sample."""
+    run('test.py', *TINY, '--split', 'validate', '--shifts', '--shift-crops', 3, cwd=trained)
+    with open(trained / 'runs' / 'example' / 'cpu' / 'validate' / 'results.json',
+              encoding='utf-8') as f:
+        results = json.load(f)
+    assert results['split'] == 'validate'
+    assert {row['n'] for row in results['shifts'].values()} == {9}   # 3 crops x 3 classes
+    assert results['crops']['n'] > 9                                # the plain score: all
