@@ -187,7 +187,8 @@ def summary(results, pairs, classes):
                          ('metadata', 'acquisition metadata alone (frames)')):
         r = results[source]
         if r is None:
-            lines.append(f'  {what}: not available (no sidecar files, no setting that differs between frames, or too few frames)')
+            lines.append(f'  {what}: not available (no sidecar files, no setting that differs '
+                         'between frames, or too few frames)')
             continue
         lines.append(f"  {what}: {100 * r['accuracy']:.1f}% right (chance {100 * r['chance']:.1f}%)"
                      '; per class: ' + ', '.join(f'{c} {100 * v:.0f}%'

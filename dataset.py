@@ -62,14 +62,17 @@ class SEMDataset(Dataset):
         plain.augment, plain.jitter, plain.session = False, 0.0, SessionAugment()
         return plain
 
-    def __getitem__(self, i):
-        name, label = self.samples[i]
-        path = os.path.join(self.split_dir, name)
+    def pixels(self, i):
+        """The stored pixels of item i (uint8/uint16, at the crop's own size)."""
+        path = os.path.join(self.split_dir, self.samples[i][0])
         try:
-            pixels = read_image(path)
+            return read_image(path)
         except UnreadableImage as e:
             damaged(path, e)
-        x = to_tensor(pixels, self.input_size)
+
+    def __getitem__(self, i):
+        name, label = self.samples[i]
+        x = to_tensor(self.pixels(i), self.input_size)
         if self.augment:
             x = random_flip_turn(x)
         if self.jitter:

@@ -35,9 +35,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 import acquisition
-from dataset import collate, damaged, resize, unit_range
+from dataset import collate, resize, unit_range
 from evaluation import class_factors, evaluate_split
-from frames import UnreadableImage, read_image
 from utils import predict, worker_count
 
 
@@ -109,15 +108,6 @@ def remap_targets(classes):
     return targets
 
 
-def _read(dataset, i):
-    name = dataset.samples[i][0]
-    path = f'{dataset.split_dir}/{name}'
-    try:
-        return unit_range(read_image(path))[None]
-    except UnreadableImage as e:
-        damaged(path, e)
-
-
 class _Histograms(Dataset):
     def __init__(self, dataset, indices):
         self.dataset, self.indices = dataset, indices
@@ -127,7 +117,8 @@ class _Histograms(Dataset):
 
     def __getitem__(self, k):
         i = self.indices[k]
-        return acquisition.histograms(_read(self.dataset, i))[0], self.dataset.samples[i][1]
+        pixels = unit_range(self.dataset.pixels(i))[None]
+        return acquisition.histograms(pixels)[0], self.dataset.samples[i][1]
 
 
 def _histograms(dataset, indices, workers, desc):
@@ -174,7 +165,7 @@ class ShiftedCrops(Dataset):
 
     def __getitem__(self, k):
         i = self.indices[k]
-        x = self.shift.apply(_read(self.split, i), self.context, i)
+        x = self.shift.apply(unit_range(self.split.pixels(i))[None], self.context, i)
         name, label = self.split.samples[i]
         return resize(x[0].clamp(0, 1), self.split.input_size), label, name
 
