@@ -19,7 +19,6 @@ survives the shifts of `test.py --shifts`.
 Writes runs/<dataset>/audit.json and runs/<dataset>/audit_pairs.csv; prints a summary.
 """
 import argparse
-import csv
 import itertools
 import os
 
@@ -32,6 +31,7 @@ from tqdm import tqdm
 from fileio import (DATA_ROOT, RUNS_ROOT, fail, reading, run_main, write_csv_atomic,
                     write_json_atomic)
 from frames import UnreadableImage, read_image
+from manifest import read_manifest
 from sidecar import acquisition_numbers, read_sidecar
 
 SEPARATED = 0.99   # a pair told apart this well without the material is flagged
@@ -57,14 +57,6 @@ def grey_features(pixels):
     x = pixels.astype(np.float32).ravel() / scale
     hist = np.histogram(x, bins=BINS, range=(0, 1))[0] / x.size
     return np.concatenate([hist, np.percentile(x, PERCENTILES), [x.mean(), x.std()]])
-
-
-def read_manifest(data_dir):
-    path = os.path.join(data_dir, 'manifest.csv')
-    if not os.path.isfile(path):
-        fail(f'{path}: no manifest; cut the dataset with aug_img.py first')
-    with open(path, newline='', encoding='utf-8') as f:
-        return list(csv.DictReader(f))
 
 
 def sample_crops(rows, per_frame):
@@ -134,6 +126,8 @@ def main(args):
         fail(f'--per-frame {args.per_frame} / --folds {args.folds}: give at least 1 / 2')
     with reading(data_dir):
         rows = read_manifest(data_dir)
+        if rows is None:
+            fail(f'{data_dir}/manifest.csv: no manifest; cut the dataset with aug_img.py first')
         picked = sample_crops(rows, args.per_frame)
         features = []
         for row in tqdm(picked, desc='grey levels', unit='crop'):

@@ -9,8 +9,15 @@ The `size` crops of a class are divided between the splits in the same proportio
 `--crops train,validate,test` says), and each split's crops are cut only from its own frames, so
 no frame feeds two splits. The instrument's data bar is cut off every frame before cropping.
 
+Crops without cathode material (less than half of the crop shows it, as material.py judges: bare
+current-collector foil, a hole, off-specimen) are counted per class on the terminal; they are label
+noise for training. `--skip-bare` cuts crops only where material shows, drawing other positions of the
+same frame in their place (a frame with none gives its crops to its split-mates).
+
 Output: data/<name>/{train,validate,test}/<class>/*.tif (lossless, the source pixels; gray frames
-stay one channel), data/<name>/manifest.csv (one row per crop) and data/<name>/arguments.json.
+stay one channel), data/<name>/manifest.csv (one row per crop: where it was cut, its share of
+material, the frame's acquisition settings from its sidecar <frame>.txt; manifest.py) and
+data/<name>/arguments.json.
 The dataset is built in a hidden folder and renamed into place when complete.
 """
 import argparse
@@ -27,9 +34,12 @@ from tqdm import tqdm
 from frames import UnreadableImage, cut_bar, image_size, is_image_name, read_image, save_crop
 from fileio import (DATA_ROOT, exclusive, fail, make_public, run_main, write_failed,
                     write_json_atomic, write_rows_atomic)
+from manifest import MANIFEST_COLUMNS
+from material import MIN_SHARE, MaterialMap, shows_material
+from sidecar import ACQUISITION_COLUMNS, acquisition, read_sidecar
 
 SPLITS = ('train', 'validate', 'test')
-MANIFEST_COLUMNS = ['split', 'class', 'source', 'x', 'y', 'width', 'height', 'bar', 'file']
+MATERIAL = MANIFEST_COLUMNS.index('material')
 
 
 def get_args_parser():
@@ -53,6 +63,9 @@ def get_args_parser():
                    help='rows of data bar to cut (default: detected per frame; 0 keeps all)')
     p.add_argument('--format', choices=('tif', 'png'), default='tif',
                    help='crop file format, both lossless (tif is faster to write)')
+    p.add_argument('--skip-bare', action='store_true',
+                   help='cut crops only where cathode material shows (not on bare foil, holes, '
+                        'off-specimen); other positions of the frame are drawn in their place')
     p.add_argument('--workers', type=int, default=os.cpu_count() or 1)
     p.add_argument('--force', action='store_true', help='replace an existing dataset folder')
     return p
@@ -204,7 +217,7 @@ def share_out(count, n_frames):
     return [count // n_frames + (i < count % n_frames) for i in range(n_frames)]
 
 
-def cut_frame(task, pixel, bar, out_dir, fmt):
+def cut_frame(task, pixel, bar, out_dir, fmt, skip_bare):
     """Decode one frame once and write its crops. Returns (manifest rows, bar rows, problem):
     problem is None, or the warning for a frame that was skipped (its crops go to others)."""
     try:
@@ -223,14 +236,27 @@ def cut_frame(task, pixel, bar, out_dir, fmt):
         return [], bar_rows, (f"skipping {task['file']}: {width}x{height} pixels without its "
                               f'{bar_rows}-row data bar, too small for a {cw}x{ch} crop')
     rng = np.random.default_rng(task['seed'])
+    material = MaterialMap(pixels)
+    if skip_bare:
+        usable = np.flatnonzero(shows_material(material.position_shares(cw, ch, width, height)))
+        if not len(usable):
+            return [], bar_rows, (f"skipping {task['file']}: no {cw}x{ch} crop in it shows "
+                                  f'cathode material on {100 * MIN_SHARE:.0f} % of its area '
+                                  '(--skip-bare)')
+        ys, xs = np.divmod(rng.choice(usable, size=task['n']), width - cw + 1)
+        xs, ys = xs.tolist(), ys.tolist()
+    else:   # the draws of earlier versions: a dataset cut again with its seed is the same
+        xs = rng.integers(0, width - cw + 1, size=task['n']).tolist()
+        ys = rng.integers(0, height - ch + 1, size=task['n']).tolist()
+    shares = material.shares(xs, ys, cw, ch).round(3).tolist()
+    settings = acquisition(read_sidecar(task['file']))
     stem = os.path.basename(task['file']).replace('.', '_')   # frame_1.tif and frame_1.jpg differ
     rows = []
-    xs = rng.integers(0, width - cw + 1, size=task['n']).tolist()
-    ys = rng.integers(0, height - ch + 1, size=task['n']).tolist()
-    for i, (x, y) in enumerate(zip(xs, ys)):
+    for i, (x, y, share) in enumerate(zip(xs, ys, shares)):
         rel = os.path.join(task['split'], task['cls'], f"{stem}_{task['tag']}{i:04d}_x{x}_y{y}.{fmt}")
         save_crop(os.path.join(out_dir, rel), pixels[y:y + ch, x:x + cw], fmt)
-        rows.append([task['split'], task['cls'], task['file'], x, y, cw, ch, bar_rows, rel])
+        rows.append([task['split'], task['cls'], task['file'], x, y, cw, ch, bar_rows, rel, share]
+                    + [settings[c] for c in ACQUISITION_COLUMNS])
     return rows, bar_rows, None
 
 
@@ -243,7 +269,8 @@ def run_tasks(tasks, args, out_dir):
     rows, bars, round_no = [], {}, 0
     with multiprocessing.Pool(min(args.workers, max(1, len(tasks)))) as pool:
         while tasks:
-            jobs = [(t, args.pixel, args.bar, out_dir, args.format) for t in tasks]
+            jobs = [(t, args.pixel, args.bar, out_dir, args.format, args.skip_bare)
+                    for t in tasks]
             failed = []
             results = pool.imap_unordered(_cut_frame_star, jobs, chunksize=1)
             for task, (frame_rows, bar_rows, problem) in tqdm(
@@ -273,8 +300,8 @@ def reassign(failed, tasks, good, round_no, one_per_frame):
     for (cls, split), count in sorted(lost.items()):
         mates = [t for t in tasks if t['cls'] == cls and t['split'] == split and t['file'] in good]
         if not mates:
-            fail(f'class {cls}: no readable frame left for the {split} split; replace the '
-                 'unreadable frames or add more')
+            fail(f'class {cls}: no usable frame left for the {split} split (see the warnings '
+                 'above); replace those frames or add more')
         if one_per_frame:
             continue
         for mate, n in zip(mates, share_out(count, len(mates))):
@@ -303,7 +330,8 @@ def build(args, final_dir):
             for cls in frames:
                 os.makedirs(os.path.join(work_dir, split, cls))
         rows, bars = run_tasks(tasks, args, work_dir)
-        rows.sort(key=lambda r: (r[0], r[1], r[-1]))     # split, class, crop file
+        file = MANIFEST_COLUMNS.index('file')
+        rows.sort(key=lambda r: (r[0], r[1], r[file]))     # split, class, crop file
         write_rows_atomic(MANIFEST_COLUMNS, rows, os.path.join(work_dir, 'manifest.csv'))
         settings = {k: v for k, v in vars(args).items() if k != 'split_crops'}
         settings['crops_per_class'] = dict(zip(SPLITS, args.split_crops))
@@ -313,7 +341,7 @@ def build(args, final_dir):
         write_failed(e.filename or work_dir, e)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)   # gone by now when all went well
-    report(rows, bars, final_dir, args.verbose)
+    report(rows, bars, final_dir, args.verbose, args.skip_bare)
 
 
 def install(work_dir, final_dir):
@@ -329,18 +357,35 @@ def install(work_dir, final_dir):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def report(rows, bars, final_dir, verbose):
+def report(rows, bars, final_dir, verbose, skip_bare):
     crops = Counter(r[0] for r in rows)
     frames = Counter(split for split, _ in {(r[0], r[2]) for r in rows})
     print(f'{final_dir}: ' + ', '.join(f'{s} {crops[s]} crops from {frames[s]} frames'
                                        for s in SPLITS))
     print('data bar rows cut: ' + ', '.join(f'{b} rows on {n} frames'
                                             for b, n in sorted(Counter(bars.values()).items())))
+    if not skip_bare:
+        report_bare(rows)
     if verbose:
         per_class = Counter((r[1], r[0]) for r in rows)
         print(f"{'class':<24}" + ''.join(f'{s:>10}' for s in SPLITS))
         for cls in sorted({r[1] for r in rows}):
             print(f'{cls:<24}' + ''.join(f'{per_class[cls, s]:>10}' for s in SPLITS))
+
+
+def report_bare(rows):
+    """Per class, the crops without material and the frames they come from."""
+    bare = [r for r in rows if not shows_material(r[MATERIAL])]
+    if not bare:
+        print('crops without cathode material: none')
+        return
+    per_class = Counter(r[1] for r in rows)
+    counts = Counter(r[1] for r in bare)
+    sources = Counter(cls for cls, _ in {(r[1], r[2]) for r in bare})
+    print(f'crops without cathode material (under {100 * MIN_SHARE:.0f} % of the crop; bare '
+          f'foil, holes, off-specimen): {len(bare)} of {len(rows)}, in ' + ', '.join(
+              f'{cls} {counts[cls]} of {per_class[cls]} (from {sources[cls]} frames)'
+              for cls in sorted(counts)) + '; --skip-bare leaves them out')
 
 
 if __name__ == '__main__':

@@ -1,15 +1,18 @@
 """Scores of predicted class probabilities: per crop, per source frame, per composition and state.
 
-A source frame's verdict is the mean of its crops' probabilities (the manifest of aug_img.py
-says which frame each crop was cut from). Class names of the form `<composition>[_<state>]`
+A source frame's verdict is the mean of the probabilities of its crops that show cathode material
+(material.py; the manifest of aug_img.py says which frame each crop was cut from); a frame with
+too few of them gets no verdict. Class names of the form `<composition>[_<state>]`
 (e.g. 811, 811_formation, 811_cycled; no suffix = pristine) also give a composition task and a
 state task: a factor's probability is the sum of the probabilities of its classes.
 """
-import csv
-import os
+import dataclasses
 
 import numpy as np
 from sklearn.metrics import confusion_matrix
+
+from manifest import crop_name, frame_name, read_manifest
+from material import tiles_needed
 
 PRISTINE = 'pristine'
 
@@ -46,47 +49,81 @@ def score(true, pred, names):
             'recall': recall, 'confusion': matrix.tolist(), 'classes': list(names)}
 
 
-def read_frame_of_crop(data_dir, split):
-    """{'<class>/<crop file>': '<class>/<frame file>'} from data_dir/manifest.csv, or None
-    when there is no manifest (a dataset not cut by aug_img.py)."""
-    path = os.path.join(data_dir, 'manifest.csv')
-    if not os.path.isfile(path):
+def read_crop_sources(data_dir, split):
+    """{'<class>/<crop file>': ('<class>/<frame file>', share of material or None)} from
+    data_dir/manifest.csv, or None when there is no manifest (a dataset not cut by aug_img.py).
+    The share is None in a manifest written before aug_img.py measured it."""
+    rows = read_manifest(data_dir)
+    if rows is None:
         return None
-    frame_of = {}
-    with open(path, newline='', encoding='utf-8') as f:
-        for row in csv.DictReader(f):
-            if row['split'] == split:
-                crop = row['file'].replace('\\', '/').split('/', 1)[1]   # drop '<split>/'
-                frame_of[crop] = f"{row['class']}/{os.path.basename(row['source'])}"
-    return frame_of
+    return {crop_name(row): (frame_name(row), float(row['material']) if row.get('material')
+                             else None)
+            for row in rows if row['split'] == split}
 
 
-def vote_frames(frames, probs, labels=None):
-    """Per frame, in order of first appearance: (frame, label (None without labels), number of
-    crops, mean probs, share of its crops whose own prediction equals the frame's verdict)."""
+@dataclasses.dataclass
+class FrameVotes:
+    """The verdicts of source frames, in order of first appearance. A frame's verdict is the mean
+    probability of its tiles that show material; a frame with too few of them gets none (its
+    `probs` row is NaN, its `agreement` too)."""
+    frames: list          # frame names
+    labels: object        # true class index per frame, or None without labels
+    tiles: np.ndarray     # tiles (crops) per frame
+    material: np.ndarray  # of which show material
+    probs: np.ndarray     # frames x classes
+    agreement: np.ndarray  # share of the material tiles whose own prediction is the verdict
+
+    @property
+    def has_verdict(self):
+        return ~np.isnan(self.probs[:, 0])
+
+    def reason(self, i):
+        """Why frame i has no verdict ('' when it has one)."""
+        if self.has_verdict[i]:
+            return ''
+        return (f'no verdict: {self.material[i]} of {self.tiles[i]} tiles show cathode material '
+                f'({tiles_needed(self.tiles[i])} needed)')
+
+
+def vote_frames(frames, probs, labels=None, material=None):
+    """FrameVotes of the tiles (crops) of `frames` (each tile's frame name), their class
+    probabilities, labels (or None) and whether each shows material (None: all do)."""
     order = list(dict.fromkeys(frames))
     index = {f: i for i, f in enumerate(order)}
     group = np.array([index[f] for f in frames])
-    counts = np.bincount(group, minlength=len(order))
+    material = np.ones(len(frames), bool) if material is None else np.asarray(material, bool)
+    tiles = np.bincount(group, minlength=len(order))
+    shown = np.bincount(group, weights=material, minlength=len(order)).astype(int)
+    verdict = shown >= np.array([tiles_needed(n) for n in tiles])
     mean = np.zeros((len(order), probs.shape[1]))
-    np.add.at(mean, group, probs)
-    mean /= counts[:, None]
+    np.add.at(mean, group[material], probs[material])
+    mean[verdict] /= shown[verdict, None]
+    mean[~verdict] = np.nan
+    verdict_class = np.where(verdict, mean.argmax(1) if len(order) else 0, -1)
+    agrees = (probs.argmax(1) == verdict_class[group]) & material
+    agreement = np.full(len(order), np.nan)
+    agreement[verdict] = (np.bincount(group, weights=agrees, minlength=len(order))[verdict]
+                          / shown[verdict])
     label = None
     if labels is not None:
         label = np.zeros(len(order), dtype=int)
         label[group] = labels
-    agree = np.bincount(group, weights=probs.argmax(1) == mean.argmax(1)[group],
-                        minlength=len(order)) / counts
-    return order, label, counts, mean, agree
+    return FrameVotes(order, label, tiles, shown, mean, agreement)
 
 
-def evaluate_split(probs, labels, classes, frames=None):
+def evaluate_split(probs, labels, classes, frames=None, material=None):
     """All scores of one labelled split: 'crops', 'frames' (when `frames` names each crop's
-    source), and 'composition' / 'state' with the same levels when the class names factor."""
+    source: the frames with a verdict), and 'composition' / 'state' with the same levels when the
+    class names factor. `material`: whether each crop shows material (None: all do); every crop
+    is scored, the frames' votes count only those with material. 'material' counts the crops
+    without it and names the frames left without a verdict."""
     levels = {'crops': (probs, labels)}
+    votes = None
     if frames is not None:
-        _, frame_labels, _, frame_probs, _ = vote_frames(frames, probs, labels)
-        levels['frames'] = (frame_probs, frame_labels)
+        votes = vote_frames(frames, probs, labels, material)
+        judged = votes.has_verdict
+        if judged.any():
+            levels['frames'] = (votes.probs[judged], votes.labels[judged])
     results = {level: score(y, p.argmax(1), classes) for level, (p, y) in levels.items()}
     factors = class_factors(classes)
     for factor, per_class in (factors or {}).items():
@@ -97,17 +134,25 @@ def evaluate_split(probs, labels, classes, frames=None):
             results[factor][level] = score(true, factor_p.argmax(1), values)
     worst = min(results['crops']['recall'].items(), key=lambda item: item[1])
     results['lowest_recall'] = {'class': worst[0], 'recall': worst[1]}
+    if votes is not None:
+        results['material'] = {
+            'crops_without_material': int(len(frames) - votes.material.sum()),
+            'frames_without_verdict': [f for f, judged in zip(votes.frames, votes.has_verdict)
+                                       if not judged]}
     return results
 
 
 def factor_columns(probs, classes):
     """{'Composition': [...], 'State': [...]}: each row's most probable value of each factor
-    (empty when the class names do not factor)."""
+    (no columns when the class names do not factor; '' in a row of NaN, a frame without a
+    verdict)."""
     factors = class_factors(classes)
     columns = {}
+    judged = ~np.isnan(probs).any(1)
     for factor, per_class in (factors or {}).items():
-        values, factor_p = factor_probabilities(probs, per_class)
-        columns[factor.capitalize()] = [values[i] for i in factor_p.argmax(1)]
+        values, factor_p = factor_probabilities(np.nan_to_num(probs), per_class)
+        columns[factor.capitalize()] = [values[i] if ok else ''
+                                        for i, ok in zip(factor_p.argmax(1), judged)]
     return columns
 
 

@@ -6,21 +6,30 @@
 
 Each frame loses its data bar (found as aug_img.py finds it), and is cut into tiles the size of
 the run's training crops, evenly spaced to cover the frame; each tile is predicted (averaged over
-its 8 flips/turns when the config sets tta). A frame's verdict is the mean probability of its
-tiles. Frames must be imaged at the magnification of the training frames: tiles are cut in pixels.
+its 8 flips/turns when the config sets tta). A tile of bare foil, a hole or off-specimen (less
+than half of it shows cathode material, material.py) is predicted but left out of the vote: a
+frame's verdict is the mean probability of its material tiles, and a frame with too few of them
+(under a quarter) gets none. Frames must be imaged at the magnification of the training frames:
+tiles are cut in pixels. Each frame is held against what the checkpoint records of the training
+frames (familiarity.py): acquisition settings from its sidecar (<frame>.txt or <frame>.jpg.txt:
+magnification, kV, detector, working distance) and its grey-level mean and spread.
 
 A colour frame given to a model trained on gray crops is converted to gray (luma), with a note.
 Writes to --out (default runs/<dataset>/<version>/predict/):
 - frames.csv: one row per frame: Frame, Prediction, Composition, State (when the class names
-  read <composition>[_<state>]), Agreement (share of tiles whose own prediction is the frame's),
-  Tiles, and the mean probability of each class;
-- tiles.csv: one row per tile: Frame, x, y, width, height, Prediction, probability per class.
+  read <composition>[_<state>]; empty without a verdict), Agreement (share of its material tiles
+  whose own prediction is the frame's), Tiles, Material tiles, Warnings (why there is no verdict,
+  and each way the frame differs from the training frames; one line on the terminal counts
+  them), and the mean probability of each class over the material tiles;
+- tiles.csv: one row per tile: Frame, x, y, width, height, Material, Prediction, probability per
+  class.
 No labels are needed; unreadable files are skipped with a warning.
 """
 import argparse
 import math
 import os
 import sys
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -31,8 +40,11 @@ from tqdm import tqdm
 from config import add_checkpoint_argument, add_config_arguments, config_from_args
 from dataset import to_tensor
 from evaluation import add_probabilities, factor_columns, vote_frames
+from familiarity import frame_warnings, grey_statistics, warning_kind
 from fileio import exclusive, fail, run_dir_of, run_main, write_csv_atomic
 from frames import UnreadableImage, cut_bar, is_image_name, read_image
+from material import MaterialMap, shows_material
+from sidecar import acquisition, read_sidecar
 from utils import (amp_dtype, autocast, checkpoint_path, load_trained, pick_device, predict_batch,
                    worker_count)
 
@@ -71,8 +83,11 @@ def tile_starts(length, side):
 
 
 class FrameTiles(Dataset):
-    """Item i: (tiles as N x C x S x S floats, their (x, y) corners, frame path, problem or None,
-    whether a colour frame was made gray for a model trained on gray crops)."""
+    """Item i, a dict: path, problem (why the frame cannot be predicted, or None), tiles (N x C x
+    S x S floats), corners ((x, y) of each), material (share of each tile that shows cathode
+    material), grey (median grey-level mean and std of its material tiles; None without any),
+    settings (the sidecar's acquisition settings), made_gray (a colour frame made gray for a
+    model trained on gray crops)."""
 
     def __init__(self, files, tile, input_size, bar, channels):
         self.files, self.tile, self.input_size = files, tile, input_size
@@ -87,19 +102,25 @@ class FrameTiles(Dataset):
         try:
             pixels, bar = cut_bar(read_image(path), self.bar)
         except UnreadableImage as e:
-            return None, None, path, str(e), False
+            return {'path': path, 'problem': str(e)}
         if pixels.shape[0] < height or pixels.shape[1] < width:
-            return None, None, path, (f'{pixels.shape[1]}x{pixels.shape[0]} pixels without its '
-                                      f'{bar}-row data bar, smaller than the {width}x{height} '
-                                      'tiles the model was trained on'), False
+            return {'path': path, 'problem': (
+                f'{pixels.shape[1]}x{pixels.shape[0]} pixels without its {bar}-row data bar, '
+                f'smaller than the {width}x{height} tiles the model was trained on')}
         made_gray = self.channels == 1 and pixels.ndim == 3
         if made_gray:
             pixels = luma(pixels)
         corners = [(x, y) for y in tile_starts(pixels.shape[0], height)
                    for x in tile_starts(pixels.shape[1], width)]
-        tiles = [to_tensor(pixels[y:y + height, x:x + width], self.input_size)
-                 for x, y in corners]
-        return torch.stack(tiles), corners, path, None, made_gray
+        crops = [pixels[y:y + height, x:x + width] for x, y in corners]
+        xs, ys = zip(*corners)
+        material = MaterialMap(pixels).shares(xs, ys, width, height)
+        shown = [c for c, share in zip(crops, material) if shows_material(share)]
+        grey = np.median([grey_statistics(c) for c in shown], axis=0).tolist() if shown else None
+        return {'path': path, 'problem': None, 'made_gray': made_gray,
+                'tiles': torch.stack([to_tensor(c, self.input_size) for c in crops]),
+                'corners': corners, 'material': material.tolist(), 'grey': grey,
+                'settings': acquisition(read_sidecar(path))}
 
 
 def luma(pixels):
@@ -139,37 +160,76 @@ def predict_frames(args, cfg, files, out):
                                  cfg['tta']).softmax(1)
 
     # tiles of several frames share a batch: a frame has only a few dozen
-    tile_rows, tile_probs, queued, made_gray = [], [], [], 0
-    for tiles, corners, file, problem, gray in tqdm(loader, desc='predict', unit='frame'):
-        if problem:
-            tqdm.write(f'warning: skipping {file}: {problem}', file=sys.stderr)
+    tile_rows, tile_probs, queued, frames, shares = [], [], [], [], []
+    for item in tqdm(loader, desc='predict', unit='frame'):
+        if item['problem']:
+            tqdm.write(f"warning: skipping {item['path']}: {item['problem']}", file=sys.stderr)
             continue
-        made_gray += gray
-        queued.append(tiles)
+        frames.append(item)
+        queued.append(item['tiles'])
         if sum(map(len, queued)) >= cfg['eval_batch_size']:
             tile_probs.append(probabilities(torch.cat(queued)))
             queued = []
-        tile_rows += [{'Frame': file, 'x': x, 'y': y, 'width': tile[0], 'height': tile[1]}
-                      for x, y in corners]
+        tile_rows += [{'Frame': item['path'], 'x': x, 'y': y, 'width': tile[0],
+                       'height': tile[1]} for x, y in item['corners']]
+        shares += item['material']
     if queued:
         tile_probs.append(probabilities(torch.cat(queued)))
     if not tile_rows:
         shown = ', '.join(files[:3]) + (', ...' if len(files) > 3 else '')
         fail(f'none of the {len(files)} files could be predicted ({shown}); see the warnings '
              'above')
+    made_gray = sum(f['made_gray'] for f in frames)
     if made_gray:
         print(f'note: {made_gray} colour frame(s) converted to gray: the model was trained on '
               'gray crops')
     probs = torch.cat(tile_probs).double().cpu().numpy()
-    for row, p in zip(tile_rows, probs):
+    material = shows_material(shares)
+    for row, p, shown in zip(tile_rows, probs, material):
         row['Prediction'] = classes[p.argmax()]
-    order, _, counts, frame_probs, agree = vote_frames([r['Frame'] for r in tile_rows], probs)
-    frame_rows = [{'Frame': f, 'Prediction': classes[p.argmax()], 'Agreement': round(a, 4),
-                   'Tiles': n} for f, p, a, n in zip(order, frame_probs, agree.tolist(), counts)]
-    write_table(frame_rows, frame_probs, classes, os.path.join(out, 'frames.csv'))
+        row['Material'] = bool(shown)
+    votes = vote_frames([r['Frame'] for r in tile_rows], probs, material=material)
+    warnings = frame_warnings_of(frames, votes, state)
+    frame_rows = [{'Frame': f, 'Prediction': classes[p.argmax()] if judged else '',
+                   'Agreement': round(a, 4) if judged else '', 'Tiles': n,
+                   'Material tiles': m, 'Warnings': '; '.join(w)}
+                  for f, p, a, n, m, judged, w in zip(votes.frames, votes.probs, votes.agreement,
+                                                      votes.tiles, votes.material,
+                                                      votes.has_verdict, warnings)]
+    write_table(frame_rows, votes.probs, classes, os.path.join(out, 'frames.csv'))
     write_table(tile_rows, probs, classes, os.path.join(out, 'tiles.csv'))
+    say_warnings(warnings)
     print(f'{len(frame_rows)} frames ({len(tile_rows)} tiles) predicted -> {out}/frames.csv, '
           f'{out}/tiles.csv')
+
+
+def frame_warnings_of(frames, votes, state):
+    """Per frame (in the order of `votes`), its warnings: no verdict, and how it differs from
+    the training frames (when the checkpoint records them)."""
+    familiar = state.get('familiar')
+    if familiar is None:
+        print('note: this run does not record its training frames (trained before train.py '
+              'kept them); acquisition settings and grey levels are not checked')
+    by_path = {f['path']: f for f in frames}
+    warnings = []
+    for i, path in enumerate(votes.frames):
+        found = [votes.reason(i)] if not votes.has_verdict[i] else []
+        if familiar is not None:
+            found += frame_warnings(familiar, by_path[path]['settings'], by_path[path]['grey'])
+        warnings.append(found)
+    return warnings
+
+
+def say_warnings(warnings):
+    """One line on the terminal for all the frames' warnings, by kind."""
+    kinds = Counter(warning_kind(w) for found in warnings for w in set(found))
+    if not kinds:
+        return
+    flagged = sum(bool(found) for found in warnings)
+    print(f'warning: {flagged} of {len(warnings)} frames have warnings ('
+          + ', '.join(f'{kind}: {n}' for kind, n in kinds.most_common())
+          + ") -- see the Warnings column of frames.csv and README 'Reading frames.csv'",
+          file=sys.stderr)
 
 
 def write_table(rows, probs, classes, path):

@@ -193,11 +193,13 @@ def every_nth(labels, per_class):
 IDENTITY = Shift('as imaged', lambda x, context, i: x)
 
 
-def evaluate_shifts(model, split, reference, frames, cfg, device, amp, plain, per_class=None):
+def evaluate_shifts(model, split, reference, frames, material, cfg, device, amp, plain,
+                    per_class=None):
     """{shift: {'description', 'crops', 'frames', 'composition', 'state'}} of `split` under
     every shift, with 'plain' first: evaluate_split()'s results `plain` of the whole split, or,
     with `per_class` (crops per class, evenly spaced: a faster estimate), those of the same
-    crops unshifted."""
+    crops unshifted. `frames` and `material` as for evaluate_split() (a shift changes how a crop
+    looks, not whether the place it shows holds material)."""
     workers = worker_count(cfg)
     context = build_context(split, reference, frames, workers)
     indices = every_nth([y for _, y in split.samples], per_class)
@@ -206,13 +208,14 @@ def evaluate_shifts(model, split, reference, frames, cfg, device, amp, plain, pe
     table = {} if subset else {'plain': {'description': IDENTITY.description,
                                          **accuracies(plain)}}
     picked_frames = [frames[i] for i in indices] if frames is not None else None
+    picked_material = material[indices] if material is not None else None
     for name, shift in shifts.items():
         loader = DataLoader(ShiftedCrops(split, shift, context, indices),
                             batch_size=cfg['eval_batch_size'], num_workers=workers,
                             collate_fn=collate)
         logits, labels, _ = predict(model, loader, device, desc=name, tta=cfg['tta'], amp=amp)
         results = evaluate_split(logits.softmax(1).double().numpy(), labels.numpy(),
-                                 split.classes, picked_frames)
+                                 split.classes, picked_frames, picked_material)
         table[name] = {'description': shift.description, 'n': len(indices),
                        **accuracies(results)}
     table['plain'].setdefault('n', len(split))

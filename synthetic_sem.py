@@ -46,11 +46,24 @@ def particle_layer(rng, width, height, radius, cracks):
     return np.clip(image, 0, 1)
 
 
-def make_frame(rng, style, width=640, height=480, bar=32, label='SYNTHETIC'):
-    """uint8 gray frame (height x width) whose bottom `bar` rows are a black data bar."""
+def foil_layer(rng, width, height, level=0.45):
+    """Float image in [0, 1] of bare current-collector foil: a flat grey with faint diagonal
+    rolling marks and detector noise, as the real foil at an electrode's edge looks (its
+    band-pass energy is below its pixel noise)."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    marks = 0.01 * np.sin(2 * np.pi * (xx + yy) / 14 + rng.uniform(0, 2 * np.pi))
+    grain = rng.normal(0, 0.025, (height, width))
+    return np.clip(level + marks + grain, 0, 1).astype(np.float32)
+
+
+def make_frame(rng, style, width=640, height=480, bar=32, label='SYNTHETIC', foil_from=None):
+    """uint8 gray frame (height x width) whose bottom `bar` rows are a black data bar; with
+    `foil_from`, the specimen rows from that one down are bare foil (the electrode's edge)."""
     radius, cracks = style
     pixels = np.empty((height, width), np.uint8)
     specimen = particle_layer(rng, width, height - bar, radius * width, cracks)
+    if foil_from is not None:
+        specimen[foil_from:] = foil_layer(rng, width, height - bar - foil_from)
     pixels[:height - bar] = (specimen * 255).astype(np.uint8)
     pixels[height - bar:] = 0
     frame = Image.fromarray(pixels)

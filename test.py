@@ -7,11 +7,14 @@
     python test.py --shifts                           # also under each acquisition shift
     python test.py --split validate --shifts          # the validation split (choosing a recipe)
 
-Scores crops, and source frames (the mean probability of a frame's crops, from the dataset's
-manifest.csv). Class names `<composition>[_<state>]` (no suffix = pristine) are also scored as
+Scores crops, and source frames (the mean probability of a frame's crops that show cathode
+material, from the dataset's manifest.csv; crops of bare foil, holes or off-specimen are still
+scored as crops but left out of their frame's vote, and a frame with too few crops of material
+gets no verdict). Class names `<composition>[_<state>]` (no suffix = pristine) are also scored as
 composition and as state. Writes to runs/<dataset>/<version>/:
-- predictions.csv: one row per test crop (Image Name, Prediction, Label, Result, Frame, one
-  probability column per class); frame_predictions.csv: one row per source frame;
+- predictions.csv: one row per test crop (Image Name, Prediction, Label, Result, Frame, Material,
+  one probability column per class); frame_predictions.csv: one row per source frame (Crops,
+  Material crops, Agreement, Warnings: why a frame has no verdict);
 - results.json: accuracy, recall per class and confusion matrix per level (crops, frames,
   composition, state); classification_report.json (scikit-learn's, also printed);
 - confusion_matrix.csv/.png (crops), and confusion_matrix_{frames,composition,state}.png;
@@ -29,10 +32,11 @@ from sklearn.metrics import classification_report
 from config import add_checkpoint_argument, add_config_arguments, config_from_args
 from dataset import SEMDataset
 from shifts import evaluate_shifts, shift_summary
-from evaluation import (add_probabilities, evaluate_split, factor_columns, read_frame_of_crop,
+from evaluation import (add_probabilities, evaluate_split, factor_columns, read_crop_sources,
                         vote_frames)
 from fileio import (exclusive, fail, reading, run_dir_of, run_main, write_csv_atomic,
                     write_json_atomic)
+from material import shows_material
 from plots import confusion_matrix_png
 from utils import amp_dtype, checkpoint_path, load_trained, make_loader, pick_device, predict
 
@@ -52,27 +56,36 @@ def get_args_parser():
     return p
 
 
-def frames_of(names, cfg, split):
-    """The source frame of each crop of `split`, or None (with a note) when the manifest lacks
-    them."""
-    frame_of = read_frame_of_crop(cfg['data_dir'], split)
-    if frame_of is None:
+def sources_of(names, cfg, split):
+    """(the source frame of each crop of `split`, whether each shows cathode material), each None
+    (with a note) when the manifest cannot say."""
+    sources = read_crop_sources(cfg['data_dir'], split)
+    if sources is None:
         print(f"note: no manifest.csv in {cfg['data_dir']}; frame results skipped")
-        return None
-    missing = [n for n in names if n not in frame_of]
+        return None, None
+    missing = [n for n in names if n not in sources]
     if missing:
         print(f"note: {len(missing)} {split} crops (e.g. {missing[0]}) are not in "
               f"{cfg['data_dir']}/manifest.csv; frame results skipped")
-        return None
-    return [frame_of[n] for n in names]
+        return None, None
+    frames = [sources[n][0] for n in names]
+    shares = [sources[n][1] for n in names]
+    if None in shares:
+        print(f"note: {cfg['data_dir']}/manifest.csv does not say which crops show cathode "
+              'material (cut before aug_img.py measured it); every crop counts in its frame\'s '
+              'vote. Cut the dataset again to leave out bare foil and holes.')
+        return frames, None
+    return frames, shows_material(shares)
 
 
-def write_tables(run_dir, names, frames, probs, labels, classes):
+def write_tables(run_dir, names, frames, material, probs, labels, classes):
     pred = probs.argmax(1)
     table = pd.DataFrame({'Image Name': names, 'Prediction': [classes[i] for i in pred],
                           'Label': [classes[i] for i in labels], 'Result': pred == labels})
     if frames is not None:
         table['Frame'] = frames
+    if material is not None:
+        table['Material'] = material
     for column, values in factor_columns(probs, classes).items():
         table[column] = values
     write_csv_atomic(add_probabilities(table, probs, classes),
@@ -80,15 +93,20 @@ def write_tables(run_dir, names, frames, probs, labels, classes):
     if frames is None:
         remove_stale(os.path.join(run_dir, 'frame_predictions.csv'))
         return
-    order, frame_labels, counts, frame_probs, agree = vote_frames(frames, probs, labels)
-    frame_pred = frame_probs.argmax(1)
-    table = pd.DataFrame({'Frame': order, 'Prediction': [classes[i] for i in frame_pred],
-                          'Label': [classes[i] for i in frame_labels],
-                          'Result': frame_pred == frame_labels, 'Crops': counts,
-                          'Agreement': agree.round(4)})
-    for column, values in factor_columns(frame_probs, classes).items():
+    votes = vote_frames(frames, probs, labels, material)
+    verdict = votes.probs.argmax(1)
+    judged = votes.has_verdict
+    table = pd.DataFrame({
+        'Frame': votes.frames,
+        'Prediction': [classes[i] if ok else '' for i, ok in zip(verdict, judged)],
+        'Label': [classes[i] for i in votes.labels],
+        'Result': [bool(v == y) if ok else '' for v, y, ok in zip(verdict, votes.labels, judged)],
+        'Crops': votes.tiles, 'Material crops': votes.material,
+        'Agreement': votes.agreement.round(4),
+        'Warnings': [votes.reason(i) for i in range(len(votes.frames))]})
+    for column, values in factor_columns(votes.probs, classes).items():
         table[column] = values
-    write_csv_atomic(add_probabilities(table, frame_probs, classes),
+    write_csv_atomic(add_probabilities(table, votes.probs, classes),
                      os.path.join(run_dir, 'frame_predictions.csv'))
 
 
@@ -140,20 +158,20 @@ def score_test_split(cfg, args):
     logits, labels, names = predict(model, loader, device, desc=args.split, tta=cfg['tta'],
                                     amp=amp)
     probs, labels = logits.softmax(1).double().numpy(), labels.numpy()
-    frames = frames_of(names, cfg, args.split)
-    results = evaluate_split(probs, labels, classes, frames)
+    frames, material = sources_of(names, cfg, args.split)
+    results = evaluate_split(probs, labels, classes, frames, material)
     results.update(checkpoint=os.path.abspath(path), tta=cfg['tta'], split=args.split)
     if args.shifts:
         # remap draws its grey-level distributions from the training crops (never this split)
         reference = SEMDataset(cfg['data_dir'], 'train', classes, input_size=input_size)
-        results['shifts'] = evaluate_shifts(model, test_set, reference, frames, cfg, device, amp,
-                                            results, args.shift_crops)
+        results['shifts'] = evaluate_shifts(model, test_set, reference, frames, material, cfg,
+                                            device, amp, results, args.shift_crops)
         write_csv_atomic(pd.DataFrame(results['shifts']).T.rename_axis('shift'),
                          os.path.join(run_dir, 'shifts.csv'), index=True)
     else:
         remove_stale(os.path.join(run_dir, 'shifts.csv'))
 
-    write_tables(run_dir, names, frames, probs, labels, classes)
+    write_tables(run_dir, names, frames, material, probs, labels, classes)
     ids = list(range(len(classes)))
     report_args = dict(labels=ids, target_names=classes, zero_division=0)
     print(classification_report(labels, probs.argmax(1), digits=4, **report_args))
@@ -182,6 +200,11 @@ def summary_line(results, split='test'):
     for factor in ('composition', 'state'):
         if factor in results:
             parts.append(f"{factor} {100 * results[factor]['crops']['accuracy']:.2f}%")
+    bare = results.get('material')
+    if bare and (bare['crops_without_material'] or bare['frames_without_verdict']):
+        parts.append(f"{bare['crops_without_material']} crops without cathode material left out "
+                     f"of the frame votes, {len(bare['frames_without_verdict'])} frames without "
+                     'a verdict')
     low = results['lowest_recall']
     parts.append(f"lowest recall {100 * low['recall']:.1f}% ({low['class']})")
     return '; '.join(parts)

@@ -9,7 +9,8 @@
 
 Outputs in runs/<dataset>/<version>/: best.pt (highest validation accuracy; the test split is
 never looked at), last.pt (for --resume), history.csv (one row per epoch), learning_curve.png,
-config.json. Each epoch's line and history.csv give training img/s and the share of that time
+config.json. The checkpoints also record the training frames' acquisition settings and grey-level
+range, which predict.py holds new frames against (familiarity.py). Each epoch's line and history.csv give training img/s and the share of that time
 spent waiting for data.
 """
 import argparse
@@ -26,6 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 import distributed
+import familiarity
 
 from config import add_config_arguments, config_from_args, gen_default
 from dataset import PreloadedBatches, SEMDataset, damaged
@@ -224,6 +226,8 @@ def train(cfg, args, ranks, device):
     except UnreadableImage as e:
         damaged(first, e)
     channels = train_set[0][0].shape[0]
+    # predict.py warns about frames unlike these (acquisition settings, grey-level range)
+    familiar = familiarity.record(train_set, cfg['data_dir']) if ranks.is_main else None
     val_set = SEMDataset(cfg['data_dir'], 'validate', classes, input_size=cfg['input_size'])
     if ranks.world > 1 and (len(train_set) < cfg['batch_size'] or len(val_set) < ranks.world):
         fail(f"{cfg['data_dir']}: {len(train_set)} training / {len(val_set)} validation crops "
@@ -288,7 +292,8 @@ def train(cfg, args, ranks, device):
             state = dict(model=t.raw.state_dict(), optimizer=t.optimizer.state_dict(),
                          scheduler=t.scheduler.state_dict(), scaler=t.scaler.state_dict(),
                          epoch=epoch + 1, best_val_acc=best_acc, history=history,
-                         classes=classes, config=cfg, crop_size=crop_size, channels=channels)
+                         classes=classes, config=cfg, crop_size=crop_size, channels=channels,
+                         familiar=familiar)
             if improved:
                 save_checkpoint(state, os.path.join(run_dir, 'best.pt'))
             save_checkpoint(state, os.path.join(run_dir, 'last.pt'))

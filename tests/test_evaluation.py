@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from evaluation import class_factors, evaluate_split, read_frame_of_crop, vote_frames
+from evaluation import class_factors, evaluate_split, read_crop_sources, vote_frames
 
 PAPER_CLASSES = ['333', '333_cycled', '333_formation', '523', '523_cycled', '523_formation',
                  '622', '622_cycled', '622_formation', '811', '811_cycled', '811_formation']
@@ -35,11 +35,11 @@ def test_frame_verdict_is_the_mean_probability_of_its_crops():
     probs = np.array([[0.1, 0.9], [0.1, 0.9], [0.8, 0.2], [0.8, 0.2], [0.8, 0.2],
                       [0.4, 0.6], [0.9, 0.1]])
     labels = np.array([0, 0, 0, 0, 0, 1, 1])
-    order, frame_labels, counts, mean, agree = vote_frames(frames, probs, labels)
-    assert order == ['c0/f1', 'c1/f2']
-    assert frame_labels.tolist() == [0, 1] and counts.tolist() == [5, 2]
-    np.testing.assert_allclose(mean, [[0.52, 0.48], [0.65, 0.35]])
-    np.testing.assert_allclose(agree, [0.6, 0.5])
+    votes = vote_frames(frames, probs, labels)
+    assert votes.frames == ['c0/f1', 'c1/f2']
+    assert votes.labels.tolist() == [0, 1] and votes.tiles.tolist() == [5, 2]
+    np.testing.assert_allclose(votes.probs, [[0.52, 0.48], [0.65, 0.35]])
+    np.testing.assert_allclose(votes.agreement, [0.6, 0.5])
     results = evaluate_split(probs, labels, ['c0', 'c1'], frames)
     assert results['crops']['accuracy'] == pytest.approx(4 / 7)
     assert results['frames']['accuracy'] == 0.5 and results['frames']['n'] == 2
@@ -59,11 +59,41 @@ def test_composition_and_state_sum_the_probabilities_of_their_classes():
     assert results['lowest_recall'] == {'class': '622', 'recall': 0.0}
 
 
-def test_manifest_maps_each_crop_to_its_frame(tmp_path):
+def test_crops_without_material_are_scored_but_left_out_of_the_frame_vote():
+    # f1: two confident foil crops say c1, the three crops of material say c0
+    frames = ['c0/f1'] * 5 + ['c0/f2'] * 4
+    probs = np.array([[0.05, 0.95]] * 2 + [[0.7, 0.3]] * 3 + [[0.1, 0.9]] * 4)
+    labels = np.zeros(9, dtype=int)
+    material = [False, False, True, True, True] + [False] * 3 + [True]
+    votes = vote_frames(frames, probs, labels, material)
+    np.testing.assert_allclose(votes.probs[0], [0.7, 0.3])
+    assert votes.material.tolist() == [3, 1] and votes.agreement[0] == 1.0
+    # f2: one tile of material in four is a quarter, just enough; one in eight is not
+    assert votes.has_verdict.tolist() == [True, True]
+    votes = vote_frames(frames + ['c0/f2'] * 4, np.vstack([probs, probs[5:]]),
+                        np.zeros(13, dtype=int), material + [False] * 4)
+    assert votes.has_verdict.tolist() == [True, False]
+    assert votes.reason(1) == 'no verdict: 1 of 8 tiles show cathode material (2 needed)'
+    results = evaluate_split(probs, labels, ['c0', 'c1'], frames, material)
+    assert results['crops']['accuracy'] == pytest.approx(3 / 9)   # every crop is still scored
+    assert results['frames']['accuracy'] == 0.5     # f1 right (its foil left out), f2 wrong
+    assert results['material']['crops_without_material'] == 5
+    # without the material flags, foil would have turned f1's verdict
+    assert evaluate_split(probs, labels, ['c0', 'c1'], frames)['frames']['accuracy'] == 0.0
+
+
+def test_manifest_maps_each_crop_to_its_frame_and_material(tmp_path):
+    (tmp_path / 'manifest.csv').write_text(
+        'split,class,source,x,y,width,height,bar,file,material\n'
+        'test,811,src/811/a b.jpg,0,0,8,8,0,test/811/a b_jpg_0000_x0_y0.tif,0.25\n'
+        'train,811,src/811/c.jpg,0,0,8,8,0,train/811/c_jpg_0000_x0_y0.tif,1.0\n',
+        encoding='utf-8')
+    assert read_crop_sources(str(tmp_path), 'test') == {
+        '811/a b_jpg_0000_x0_y0.tif': ('811/a b.jpg', 0.25)}
+    assert read_crop_sources(str(tmp_path / 'nothing'), 'test') is None
+    # a manifest from before the material column: frames known, material not
     (tmp_path / 'manifest.csv').write_text(
         'split,class,source,x,y,width,height,bar,file\n'
-        'test,811,src/811/a b.jpg,0,0,8,8,0,test/811/a b_jpg_0000_x0_y0.tif\n'
-        'train,811,src/811/c.jpg,0,0,8,8,0,train/811/c_jpg_0000_x0_y0.tif\n', encoding='utf-8')
-    assert read_frame_of_crop(str(tmp_path), 'test') == {
-        '811/a b_jpg_0000_x0_y0.tif': '811/a b.jpg'}
-    assert read_frame_of_crop(str(tmp_path / 'nothing'), 'test') is None
+        'test,811,src/811/a b.jpg,0,0,8,8,0,test/811/a b_jpg_0000_x0_y0.tif\n', encoding='utf-8')
+    assert read_crop_sources(str(tmp_path), 'test') == {
+        '811/a b_jpg_0000_x0_y0.tif': ('811/a b.jpg', None)}

@@ -156,7 +156,8 @@ def shift_table(model, root):
                                 torch.device('cpu'))
     plain = evaluate_split(logits.softmax(1).numpy(), labels.numpy(), test.classes, frames)
     assert plain['crops']['accuracy'] == plain['frames']['accuracy'] == 1.0   # both read it
-    return evaluate_shifts(model, test, reference, frames, cfg, torch.device('cpu'), None, plain)
+    return evaluate_shifts(model, test, reference, frames, None, cfg, torch.device('cpu'), None,
+                           plain)
 
 
 def test_shift_evaluation_fails_a_model_that_reads_grey_levels(confounded):

@@ -40,7 +40,8 @@ def test_test_script_writes_one_row_per_test_crop(trained):
     manifest = pd.read_csv(trained / 'data' / 'example' / 'manifest.csv')
     assert len(table) == (manifest['split'] == 'test').sum()
     assert list(table.columns) == ['Image Name', 'Prediction', 'Label', 'Result', 'Frame',
-                                   'P(synthA)', 'P(synthB)', 'P(synthC)']
+                                   'Material', 'P(synthA)', 'P(synthB)', 'P(synthC)']
+    assert table['Material'].all()          # synthetic particles everywhere: no bare crop
     probs = table[['P(synthA)', 'P(synthB)', 'P(synthC)']]
     assert ((probs.sum(axis=1) - 1).abs() < 1e-4).all()
     assert (table['Result'] == (table['Prediction'] == table['Label'])).all()
@@ -57,6 +58,7 @@ def test_test_script_writes_one_row_per_test_crop(trained):
     expected = (test_rows['class'] + '/' + test_rows['source'].map(os.path.basename)).value_counts()
     assert dict(zip(frames['Frame'], frames['Crops'])) == expected.to_dict()
     assert frames['Agreement'].between(0, 1).all()
+    assert (frames['Material crops'] == frames['Crops']).all()
     results = json.loads((run_dir / 'results.json').read_text())
     assert results['frames']['n'] == len(frames)
     assert results['frames']['accuracy'] == pytest.approx(frames['Result'].mean())
