@@ -9,8 +9,8 @@ The `size` crops of a class are divided between the splits in the same proportio
 `--crops train,validate,test` says), and each split's crops are cut only from its own frames, so
 no frame feeds two splits. The instrument's data bar is cut off every frame before cropping.
 
-Crops without cathode material (less than half of the crop shows it, as material.py judges: bare
-current-collector foil, a hole, off-specimen) are counted per class on the terminal; they are label
+Crops without enough cathode material (under two thirds of the crop shows it, as material.py
+judges: bare current-collector foil, a hole, off-specimen) are counted per class on the terminal; they are label
 noise for training. `--skip-bare` cuts crops only where material shows, drawing other positions of the
 same frame in their place (a frame with none gives its crops to its split-mates).
 

@@ -23,7 +23,7 @@ def particle_layer(rng, width, height, radius, cracks):
     """Float image in [0, 1] of overlapping shaded spheres."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     image = rng.normal(0.12, 0.03, (height, width)).astype(np.float32)
-    count = int(0.9 * width * height / (np.pi * radius ** 2))
+    count = int(2.0 * width * height / (np.pi * radius ** 2))   # packed, as a real electrode
     for _ in range(count):
         r = max(2.0, rng.normal(radius, radius * 0.25))
         cx, cy = rng.uniform(0, width), rng.uniform(0, height)

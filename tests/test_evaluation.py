@@ -68,12 +68,12 @@ def test_crops_without_material_are_scored_but_left_out_of_the_frame_vote():
     votes = vote_frames(frames, probs, labels, material)
     np.testing.assert_allclose(votes.probs[0], [0.7, 0.3])
     assert votes.material.tolist() == [3, 1] and votes.agreement[0] == 1.0
-    # f2: one tile of material in four is a quarter, just enough; one in eight is not
+    # f2: one tile of material in four is enough (an eighth, at least one); one in nine is not
     assert votes.has_verdict.tolist() == [True, True]
-    votes = vote_frames(frames + ['c0/f2'] * 4, np.vstack([probs, probs[5:]]),
-                        np.zeros(13, dtype=int), material + [False] * 4)
+    votes = vote_frames(frames + ['c0/f2'] * 5, np.vstack([probs, probs[5:], probs[5:6]]),
+                        np.zeros(14, dtype=int), material + [False] * 5)
     assert votes.has_verdict.tolist() == [True, False]
-    assert votes.reason(1) == 'no verdict: 1 of 8 tiles show cathode material (2 needed)'
+    assert votes.reason(1) == 'no verdict: 1 of 9 tiles show cathode material (2 needed)'
     results = evaluate_split(probs, labels, ['c0', 'c1'], frames, material)
     assert results['crops']['accuracy'] == pytest.approx(3 / 9)   # every crop is still scored
     assert results['frames']['accuracy'] == 0.5     # f1 right (its foil left out), f2 wrong

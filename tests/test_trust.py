@@ -12,7 +12,7 @@ from PIL import Image
 from conftest import REAL_SEM, TINY, run
 from familiarity import frame_warnings
 from frames import cut_bar, read_image
-from material import MaterialMap, shows_material, tiles_needed
+from material import MIN_SHARE, MaterialMap, shows_material, tiles_needed
 from predict import tile_starts
 from sidecar import acquisition, read_sidecar
 from synthetic_sem import CLASS_STYLES, make_frame, write_source
@@ -70,18 +70,48 @@ def test_foil_half_of_a_frame_is_told_from_its_particles(style, width, height, b
             assert not material, (x, y)      # all foil
 
 
-def test_material_judgement_does_not_depend_on_contrast_or_brightness():
-    pixels = make_frame(np.random.default_rng(2), CLASS_STYLES['synthA'], WIDTH, HEIGHT, BAR,
-                        foil_from=FOIL_FROM)[:HEIGHT - BAR].astype(np.float32)
-    corners = frame_tiles(HEIGHT - BAR, WIDTH, TILE)
+def shares_under_gains(pixels, tile, gains):
+    """Each tile's share of material, for the frame under each (gain, offset) of its grey levels
+    (an array: gains x tiles)."""
+    corners = frame_tiles(pixels.shape[0], pixels.shape[1], tile)
     xs, ys = zip(*corners)
-    judged = []
-    for gain, offset in [(1, 0), (0.5, 60), (1.5, -30)]:
-        shifted = np.clip((pixels - pixels.mean()) * gain + pixels.mean() + offset, 0, 255)
-        judged.append(shows_material(MaterialMap(shifted.round().astype(np.uint8))
-                                     .shares(xs, ys, TILE, TILE)).tolist())
-    assert judged[0] == judged[1] == judged[2]
-    assert 0 < sum(judged[0]) < len(corners)
+    x = pixels.astype(np.float32)
+    shares = []
+    for gain, offset in gains:
+        shifted = np.clip((x - x.mean()) * gain + x.mean() + offset, 0, 255)
+        shares.append(MaterialMap(shifted.round().astype(np.uint8)).shares(xs, ys, tile, tile))
+    return np.array(shares)
+
+
+GAINS = [(1, 0), (0.5, 60), (1.5, -30)]
+
+
+def assert_judged_alike(shares, name):
+    """Halving the contrast or raising it by half moves a tile's share by at most 0.2, so every
+    tile farther than that from the threshold is judged the same."""
+    assert np.abs(shares - shares[0]).max() <= 0.2, name
+    clear = np.abs(shares[0] - MIN_SHARE) > 0.2
+    judged = shows_material(shares[:, clear])
+    assert (judged == judged[0]).all(), name
+
+
+def test_material_judgement_does_not_depend_on_contrast_or_brightness():
+    # particles of 30-40 px as at x500 (the tiny 160-px test frames have them at 10 px)
+    pixels = make_frame(np.random.default_rng(2), CLASS_STYLES['synthA'], 640, 480, 32,
+                        foil_from=224)[:448]
+    shares = shares_under_gains(pixels, 128, GAINS)
+    assert_judged_alike(shares, 'synthetic')
+    judged = shows_material(shares)
+    assert (judged == judged[0]).all() and 0 < judged[0].sum() < judged.shape[1]
+
+
+@pytest.mark.skipif(not os.path.isdir(REAL_SEM), reason='needs ../shared/sem')
+def test_real_frames_are_judged_alike_at_another_contrast():
+    frames = sorted(glob.glob(os.path.join(REAL_SEM, '333_cycled', '*.jpg')))[::4]
+    frames += sorted(glob.glob(os.path.join(REAL_SEM, '811_formation', '*.jpg')))[::12]
+    frames += sorted(glob.glob(os.path.join(REAL_SEM, '523_formation', '*.jpg')))[::5]
+    for path in frames:
+        assert_judged_alike(shares_under_gains(cut_bar(read_image(path))[0], 448, GAINS), path)
 
 
 @pytest.mark.skipif(not os.path.isdir(REAL_SEM), reason='needs ../shared/sem')
