@@ -5,13 +5,17 @@ Kept free of torch so that aug_img.py starts in a fraction of a second.
 import contextlib
 import csv
 import errno
-import fcntl
 import json
 import os
 import re
 import shutil
 import sys
 import tempfile
+
+try:
+    import fcntl
+except ImportError:   # Windows: no advisory locks; each script warns once and goes on
+    fcntl = None
 
 DATA_ROOT = 'data'   # aug_img.py writes data/<name>/; train.py and test.py read it
 RUNS_ROOT = 'runs'   # train.py and test.py write runs/<dataset>/<version>/
@@ -112,7 +116,11 @@ def exclusive(folder):
     wants it stops with a message instead of interleaving its writes. The operating system
     releases the lock when the process ends, however it ends. What a killed writer left
     half-written in the folder is removed first."""
-    with _locked(folder, fcntl.LOCK_EX) as f:
+    with _locked(folder, exclusive=True) as f:
+        if f is None:   # no lock to be had (warned): still clear what a killed run left
+            remove_leftovers(folder)
+            yield
+            return
         try:   # who holds it, for the message a second run gets; the lock works without it
             f.seek(0)
             f.truncate()
@@ -132,25 +140,42 @@ def reading(folder):
     """Hold a shared lock of `folder` while the block reads it: any number of readers, but no
     writer (aug_img --force) may replace it meanwhile, and none may be at work now. A folder
     on read-only storage needs no lock: nobody can replace it."""
-    with _locked(folder, fcntl.LOCK_SH):
+    with _locked(folder, exclusive=False):
         yield
 
 
+_warned_no_locks = []
+
+
+def _warn_no_locks():
+    """Once per process: this platform has no fcntl (Windows), so runs are not kept apart."""
+    if not _warned_no_locks:
+        _warned_no_locks.append(True)
+        print('warning: this platform has no file locks (fcntl); make sure no other run '
+              'writes the same dataset or run folder meanwhile', file=sys.stderr)
+
+
 @contextlib.contextmanager
-def _locked(folder, mode):
+def _locked(folder, exclusive):
+    """The lock file of `folder`, open and locked (exclusive or shared), or None where no lock
+    is to be had (no fcntl; a read-only place for a shared lock). Creates the parent folder."""
     parent, name = os.path.split(os.path.normpath(folder))
     lock = os.path.join(parent, f'.{name}.lock')
     try:
         os.makedirs(parent or '.', exist_ok=True)
-        f = open(lock, 'a+', encoding='utf-8')
+        f = open(lock, 'a+', encoding='utf-8') if fcntl else None
     except OSError as e:
-        if mode == fcntl.LOCK_SH and e.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+        if not exclusive and e.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
             yield None
             return
         write_failed(lock, e)
+    if f is None:
+        _warn_no_locks()
+        yield None
+        return
     with f:
         try:
-            fcntl.flock(f, mode | fcntl.LOCK_NB)
+            fcntl.flock(f, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
             holder = f.read().strip() or 'another process'
