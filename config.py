@@ -15,7 +15,8 @@ import os
 
 from dataset import SESSION_KEYS
 from fileio import DATA_ROOT, fail
-from model import INTENSITY_TREATMENTS
+from model import INTENSITY_TREATMENTS, LOCAL_MODELS, classification_models
+from utils import LOSSES, OPTIMIZERS, SCHEDULERS
 
 dataset_name = 'example'
 version = 'cpu'
@@ -187,7 +188,8 @@ def apply_overrides(cfg, assignments):
 
 
 def check_values(cfg):
-    """Values of the right type can still make no sense; say which."""
+    """Values of the right type can still make no sense; say which. Every key's allowed values
+    are checked here, before a script reads any data."""
     limits = {'batch_size': 1, 'eval_batch_size': 1, 'epochs': 1, 'input_size': 16,
               'num_workers': -1, 'seed': 0}
     for key, low in limits.items():
@@ -211,10 +213,14 @@ def check_values(cfg):
     if cfg['illumination'] >= 1:
         fail(f"illumination={cfg['illumination']}: must be below 1 (a gain ramp of +-100 % "
              'would black out half the crop)')
-    if cfg['intensity'] not in INTENSITY_TREATMENTS:
-        fail(f"intensity={cfg['intensity']}: choose one of {', '.join(INTENSITY_TREATMENTS)}")
-    if cfg['amp'] not in AMP_MODES:
-        fail(f"amp={cfg['amp']}: choose one of {', '.join(AMP_MODES)}")
+    choices = {'intensity': INTENSITY_TREATMENTS, 'amp': AMP_MODES, 'loss': LOSSES,
+               'optimizer': OPTIMIZERS, 'scheduler': SCHEDULERS,
+               'model': classification_models()}
+    for key, allowed in choices.items():
+        if cfg[key] not in allowed:
+            fail(f"{key}={cfg[key]}: choose one of {', '.join(allowed)}")
+    if cfg['model'] in LOCAL_MODELS and cfg['pretrained']:
+        fail(f"model={cfg['model']}: has no ImageNet weights; add --set pretrained=false")
     if cfg['weight_decay'] < 0:
         fail(f"weight_decay={cfg['weight_decay']}: must be 0 or more")
     if cfg['weights_file'] and not cfg['pretrained']:

@@ -140,15 +140,10 @@ def build_model(cfg, num_classes, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), pre
     pretrained=None follows cfg['pretrained']; pass False when weights will be loaded from a
     checkpoint anyway (resume, test), so that nothing is downloaded for nothing.
     """
-    name = cfg['model']
-    if name not in classification_models():
-        fail(f"model={name}: not a model this pipeline knows; choose one of "
-             f"{', '.join(classification_models())}")
+    name = cfg['model']   # a known name without ImageNet weights (config.check_values)
     if pretrained is None:
         pretrained = cfg['pretrained']
     if name in LOCAL_MODELS:
-        if pretrained:
-            fail(f'model={name}: has no ImageNet weights; --set pretrained=false')
         net = LOCAL_MODELS[name](num_classes)
     elif pretrained:
         net = torchvision.models.get_model(name)

@@ -252,3 +252,17 @@ def test_run_input(trained, tmp_path, script, change, args, words):
              if not p.name.endswith('.lock')}          # predict.py locks its folder inside
     assert after == before                               # untouched
     nothing_half_written(tmp_path)
+
+
+@pytest.mark.parametrize('setting, words', [
+    ('optimizer=adamx', ['optimizer=adamx', 'adamw']),
+    ('scheduler=step', ['scheduler=step', 'cosine']),
+    ('loss=focal', ['loss=focal', 'cross_entropy']),
+    ('model=resnet999', ['model=resnet999', 'resnet50']),
+    ('amp=fp8', ['amp=fp8', 'bf16']),
+])
+def test_a_bad_value_stops_before_any_data_is_read(tmp_path, setting, words):
+    # no data/ at all: the value's error must come first, not the missing dataset's
+    proc = run('train.py', '--version', 'cpu30', '--set', setting, cwd=tmp_path, check=False)
+    assert_clean_error(proc, *words)
+    assert not (tmp_path / 'runs').exists()

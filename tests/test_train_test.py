@@ -9,6 +9,7 @@ import pytest
 import torch
 import torchvision
 
+from config import check_values, gen_default
 from conftest import REAL_SEM, TINY, assert_clean_error, run
 from fileio import UserError
 from model import build_model
@@ -162,7 +163,7 @@ def test_models_the_pipeline_cannot_adapt_are_explained(tmp_path):
         build_model({'model': 'squeezenet1_0', 'pretrained': True,
                      'weights_file': str(tmp_path / 'sq.pth')}, 3)
     with pytest.raises(UserError, match='model=resnet_nope'):
-        build_model({'model': 'resnet_nope', 'pretrained': False, 'weights_file': ''}, 3)
+        check_values({**gen_default('example'), 'model': 'resnet_nope', 'pretrained': False})
 
 
 def test_auxiliary_outputs_are_dropped_in_training():

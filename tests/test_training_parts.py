@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from config import check_values, gen_default
 from conftest import run
 from dataset import (PreloadedBatches, SEMDataset, dihedral, preload, random_flip_turn_batch,
                      random_jitter)
@@ -93,7 +94,7 @@ def test_semnet_takes_gray_crops_and_has_no_imagenet_weights(name, stem_side):
     stem = torch.nn.Sequential(*list(model.net)[:-(4 * 2 * 3 + 4)])
     assert stem(torch.rand(1, 3, 112, 112)).shape[-1] == stem_side
     with pytest.raises(UserError, match='pretrained=false'):
-        build_model({'model': name, 'pretrained': True, 'weights_file': ''}, 12)
+        check_values({**gen_default('example'), 'model': name, 'pretrained': True})
 
 
 def test_channels_last_layout_gives_the_same_predictions():
