@@ -10,11 +10,13 @@ The `size` crops of a class are divided between the splits in the same proportio
 no frame feeds two splits. The instrument's data bar is cut off every frame before cropping.
 
 Crops without enough cathode material (under two thirds of the crop shows it, as material.py
-judges: bare current-collector foil, a hole, off-specimen) are counted per class on the terminal; they are label
-noise for training. `--skip-bare` cuts crops only where material shows, drawing other positions of the
-same frame in their place (a frame with none gives its crops to its split-mates).
+judges: bare current-collector foil, a hole, off-specimen) are counted per class on the terminal;
+they are label noise for training. `--skip-bare` cuts crops only where material shows, drawing
+other positions of the same frame in their place (a frame with none gives its crops to its
+split-mates).
 
-Output: data/<name>/{train,validate,test}/<class>/*.tif (lossless, the source pixels; gray frames
+Output (data/.latest then names it: train.py and test.py use it when given no --dataset):
+data/<name>/{train,validate,test}/<class>/*.tif (lossless, the source pixels; gray frames
 stay one channel), data/<name>/manifest.csv (one row per crop: where it was cut, its share of
 material, the frame's acquisition settings from its sidecar <frame>.txt; manifest.py) and
 data/<name>/arguments.json.
@@ -32,8 +34,8 @@ import numpy as np
 from tqdm import tqdm
 
 from frames import UnreadableImage, cut_bar, image_size, is_image_name, read_image, save_crop
-from fileio import (DATA_ROOT, exclusive, fail, make_public, run_main, write_failed,
-                    write_json_atomic, write_rows_atomic)
+from fileio import (DATA_ROOT, LATEST_DATASET, atomic_path, exclusive, fail, make_public,
+                    run_main, write_failed, write_json_atomic, write_rows_atomic)
 from manifest import MANIFEST_COLUMNS
 from material import MIN_SHARE, MaterialMap, shows_material
 from sidecar import ACQUISITION_COLUMNS, acquisition, read_sidecar
@@ -337,6 +339,9 @@ def build(args, final_dir):
         settings['crops_per_class'] = dict(zip(SPLITS, args.split_crops))
         write_json_atomic(settings, os.path.join(work_dir, 'arguments.json'))
         install(work_dir, final_dir)
+        with atomic_path(LATEST_DATASET) as tmp:   # train.py and test.py take it by default
+            with open(tmp, 'w', encoding='utf-8') as f:
+                f.write(args.name + '\n')
     except OSError as e:
         write_failed(e.filename or work_dir, e)
     finally:

@@ -1,20 +1,21 @@
-"""Named training configurations: config[dataset][version], merged over gen_default(dataset).
+"""Named training configurations (versions), merged over gen_default(dataset).
 
-`python train.py` and `python test.py` without arguments run `dataset_name` / `version` below.
-Choose others on the command line, and change single keys without editing this file:
+`python train.py` and `python test.py` without --dataset use the dataset aug_img.py cut last
+(data/.latest), or `dataset_name` below when there is none; without --version, `version` below.
+Any data/<name>/ that aug_img.py wrote works as --dataset <name>. Change single keys without
+editing this file:
 
     python train.py --dataset example --version paper
     python train.py --set epochs=5 --set lr=1e-3
 
-To train on a new dataset (data/<name>/ from aug_img.py), add its name to the tuple that builds
-`config` below, or an entry `'<name>': {'default': gen_default('<name>'), **VERSIONS}`. A version
-lists only what differs from the default.
+A version lists only what differs from the default. A dataset that needs other defaults can get
+an entry in `config` below: `'<name>': {'default': gen_default('<name>', key=value), **VERSIONS}`.
 """
 import math
 import os
 
 from dataset import SESSION_KEYS
-from fileio import DATA_ROOT, fail
+from fileio import DATA_ROOT, fail, latest_dataset
 from model import INTENSITY_TREATMENTS, LOCAL_MODELS, classification_models
 from utils import LOSSES, OPTIMIZERS, SCHEDULERS
 
@@ -66,6 +67,7 @@ def gen_default(dataset, **changes):
         'tta': False,                   # test/predict: mean over the 8 flips/turns of a crop
         'seed': 42,
         'device': 'auto',               # auto (GPU when there is one), cpu, cuda, cuda:1, mps
+        'crop_pixels': 224,             # the crop side (aug_img.py -p) the version was tuned for
     }
     default.update(changes)
     return default
@@ -95,10 +97,10 @@ _SCRATCH = {'pretrained': False, 'optimizer': 'adamw', 'weight_decay': 0.05,
 # semnet_s4 (stem stride 4) runs 2.2x the crops per second of semnet, 14 epochs instead of 7;
 # on seed 4's split that raised validation accuracy from 95.2 % to 96.7 %.
 CPU30_LEGACY = {**_SCRATCH, 'model': 'semnet_s4', 'input_size': 112, 'batch_size': 64,
-                'epochs': 14, 'lr': 2e-3, 'warmup_epochs': 1.0}
+                'epochs': 14, 'lr': 2e-3, 'warmup_epochs': 1.0, 'crop_pixels': 448}
 # At most 10 minutes on one H100/H200: ResNet-18 on 448 px crops scaled to 224 px.
 GPU_LEGACY = {**_SCRATCH, 'model': 'resnet18', 'input_size': 224, 'batch_size': 128,
-              'epochs': 40, 'lr': 2e-3, 'warmup_epochs': 2.0}
+              'epochs': 40, 'lr': 2e-3, 'warmup_epochs': 2.0, 'crop_pixels': 448}
 
 # The same recipes made to read the material rather than the microscope's settings. Each class
 # of the real data was imaged in one session, and grey levels alone tell many classes apart
@@ -125,12 +127,8 @@ PAPER_FAST = {**PAPER, 'batch_size': 128, 'lr': 2e-3, 'preload': True, 'channels
 
 VERSIONS = {'paper': PAPER, 'paper_fast': PAPER_FAST, 'cpu': CPU, 'cpu30': CPU30, 'gpu': GPU,
             'cpu30_legacy': CPU30_LEGACY, 'gpu_legacy': GPU_LEGACY}
-config = {name: {'default': gen_default(name), **VERSIONS}
-          for name in ('example', 'paper_split', 'reproduce', 'demo')}
-
-# The crop side (aug_img.py -p) each recipe was tuned for; bench/reproduce.py cuts with it.
-CROP_PIXELS = {'paper': 224, 'paper_fast': 224, 'cpu': 224, 'cpu30': 448, 'gpu': 448,
-               'cpu30_legacy': 448, 'gpu_legacy': 448}
+# Datasets with defaults of their own (none yet); any other data/<name>/ gets gen_default(name).
+config = {}
 
 
 AMP_MODES = ('none', 'auto', 'bf16', 'fp16')
@@ -138,10 +136,11 @@ AMP_MODES = ('none', 'auto', 'bf16', 'fp16')
 
 def get_config(dataset, version):
     """The default of `dataset` updated by `version`, with 'name' = '<dataset>_<version>'."""
-    if dataset not in config:
-        fail(f"unknown dataset {dataset!r}; config.py defines {', '.join(sorted(config))} "
-             "(add an entry to `config` in config.py)")
-    versions = config[dataset]
+    if (dataset in ('', '.', '..') or dataset.startswith('.') or '/' in dataset
+            or '\\' in dataset):
+        fail(f'--dataset {dataset!r}: give the name of a folder in {DATA_ROOT}/ (as aug_img.py '
+             '-n named it)')
+    versions = config.get(dataset) or {'default': gen_default(dataset), **VERSIONS}
     if version not in versions:
         fail(f"unknown version {version!r} for dataset {dataset!r}; config.py defines "
              f"{', '.join(sorted(versions))}")
@@ -229,7 +228,9 @@ def check_values(cfg):
 
 
 def add_config_arguments(parser):
-    parser.add_argument('--dataset', default=dataset_name, help=f'default {dataset_name}')
+    parser.add_argument('--dataset', default=None,
+                        help=f'a dataset in {DATA_ROOT}/ (default: the one aug_img.py cut last, '
+                             f'else {dataset_name})')
     parser.add_argument('--version', default=version, help=f'default {version}')
     parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                         help='override one config key (repeatable), type-checked')
@@ -243,7 +244,15 @@ def add_checkpoint_argument(parser):
 
 
 def config_from_args(args):
-    cfg = apply_overrides(get_config(args.dataset, args.version), args.set)
+    """The config the command line asks for; without --dataset it says which dataset it took."""
+    dataset = args.dataset
+    if dataset is None:
+        dataset = latest_dataset()
+        why = 'cut last by aug_img.py'
+        if dataset is None:
+            dataset, why = dataset_name, 'dataset_name in config.py'
+        print(f'dataset: {dataset} ({why}; --dataset NAME for another)')
+    cfg = apply_overrides(get_config(dataset, args.version), args.set)
     check_values(cfg)
-    cfg['dataset'], cfg['version'] = args.dataset, args.version
+    cfg['dataset'], cfg['version'] = dataset, args.version
     return cfg

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 import acquisition
 from distributed import Ranks
-from fileio import fail
+from fileio import DATA_ROOT, datasets_here, fail
 from frames import UnreadableImage, is_image_name, read_image
 
 
@@ -29,8 +29,9 @@ class SEMDataset(Dataset):
                  session=None):
         self.split_dir = os.path.join(root, split)
         if not os.path.isdir(self.split_dir):
-            fail(f'{self.split_dir}: no such folder; cut the dataset first with aug_img.py '
-                 '(or check data_dir in config.py)')
+            here = ', '.join(datasets_here()) or 'none'
+            fail(f'{self.split_dir}: no such folder; cut the dataset first with aug_img.py, '
+                 f'or choose one with --dataset (in {DATA_ROOT}/: {here})')
         found = sorted(d for d in os.listdir(self.split_dir)
                        if os.path.isdir(os.path.join(self.split_dir, d)) and not d.startswith('.'))
         if classes is None:

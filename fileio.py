@@ -19,6 +19,26 @@ except ImportError:   # Windows: no advisory locks; each script warns once and g
 
 DATA_ROOT = 'data'   # aug_img.py writes data/<name>/; train.py and test.py read it
 RUNS_ROOT = 'runs'   # train.py and test.py write runs/<dataset>/<version>/
+# aug_img.py writes here the name of the dataset it cut last: the other scripts' default
+LATEST_DATASET = os.path.join(DATA_ROOT, '.latest')
+
+
+def latest_dataset():
+    """The dataset aug_img.py cut last, if it is still in data/; else None."""
+    try:
+        with open(LATEST_DATASET, encoding='utf-8') as f:
+            name = f.read().strip()
+    except OSError:
+        return None
+    return name if name and os.path.isdir(os.path.join(DATA_ROOT, name)) else None
+
+
+def datasets_here():
+    """The datasets in data/ (folders that aug_img.py finished), for messages."""
+    if not os.path.isdir(DATA_ROOT):
+        return []
+    return sorted(n for n in os.listdir(DATA_ROOT) if not n.startswith('.')
+                  and os.path.isfile(os.path.join(DATA_ROOT, n, 'manifest.csv')))
 
 
 def run_dir_of(cfg):

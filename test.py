@@ -1,6 +1,6 @@
 """Predict the test split with the best checkpoint of a run and report how it did.
 
-    python test.py                                    # dataset_name / version at the top of config.py
+    python test.py                                    # the dataset aug_img.py cut last
     python test.py --dataset example --version paper
     python test.py --checkpoint last                  # or a path to a .pt file
     python test.py --set tta=true                     # mean over the 8 flips/turns of each crop

@@ -1,6 +1,6 @@
 """Train a CNN on data/<dataset>/{train,validate} with a named config version.
 
-    python train.py                                   # dataset_name / version at the top of config.py
+    python train.py                                   # the dataset aug_img.py cut last
     python train.py --dataset example --version paper
     python train.py --set epochs=10 --set lr=1e-3     # type-checked overrides
     python train.py --resume                          # continue from runs/<dataset>/<version>/last.pt
@@ -10,8 +10,8 @@
 Outputs in runs/<dataset>/<version>/: best.pt (highest validation accuracy; the test split is
 never looked at), last.pt (for --resume), history.csv (one row per epoch), learning_curve.png,
 config.json. The checkpoints also record the training frames' acquisition settings and grey-level
-range, which predict.py holds new frames against (familiarity.py). Each epoch's line and history.csv give training img/s and the share of that time
-spent waiting for data.
+range, which predict.py holds new frames against (familiarity.py). Each epoch's line and
+history.csv give training img/s and the share of that time spent waiting for data.
 """
 import argparse
 import contextlib
@@ -225,6 +225,10 @@ def train(cfg, args, ranks, device):
         crop_size = list(image_size(first))
     except UnreadableImage as e:
         damaged(first, e)
+    if crop_size != [cfg['crop_pixels']] * 2:
+        say(f"warning: {cfg['data_dir']} has crops of {crop_size[0]}x{crop_size[1]} px; "
+            f"{cfg['version']} was tuned for {cfg['crop_pixels']} px crops (aug_img.py -p "
+            f"{cfg['crop_pixels']}): accuracy and speed may differ from its published numbers")
     channels = train_set[0][0].shape[0]
     # predict.py warns about frames unlike these (acquisition settings, grey-level range)
     familiar = familiarity.record(train_set, cfg['data_dir']) if ranks.is_main else None

@@ -28,7 +28,7 @@ import pandas as pd
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from config import CROP_PIXELS  # noqa: E402
+from config import get_config  # noqa: E402
 from fileio import write_csv_atomic, write_json_atomic  # noqa: E402
 
 CROPS = '1280,320,320'
@@ -101,7 +101,7 @@ def main():
     p.add_argument('--source', default=os.path.join(ROOT, '..', 'shared', 'sem'),
                    help='folder of class folders of whole frames (12 NCM classes)')
     p.add_argument('--pixel', default=None,
-                   help="crop side for aug_img.py (default: the recipe's, see CROP_PIXELS in "
+                   help="crop side for aug_img.py (default: the recipe's, crop_pixels in "
                         'config.py)')
     p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                    help='config override passed to train.py and test.py')
@@ -112,7 +112,7 @@ def main():
     if not os.path.isdir(args.source):
         sys.exit(f'error: {args.source}: no such folder; give --source with the class folders')
     args.source = os.path.abspath(args.source)   # the steps run in the project folder
-    args.pixel = args.pixel or CROP_PIXELS.get(args.version, 224)
+    args.pixel = args.pixel or get_config('reproduce', args.version)['crop_pixels']
     out_dir = os.path.join(ROOT, 'runs', 'reproduce')
     os.makedirs(out_dir, exist_ok=True)
     rows = []

@@ -210,5 +210,6 @@ def test_existing_dataset_needs_force(source, tmp_path):
     assert manifest_of(tmp_path, 'ds').equals(before)
     run('aug_img.py', 'source', 60, '-p', 32, '-n', 'ds', '--force', cwd=tmp_path)
     assert len(manifest_of(tmp_path, 'ds')) == 180
-    leftovers = [p.name for p in (tmp_path / 'data').iterdir() if p.name != 'ds']
-    assert leftovers == ['.ds.lock']          # the lock stays (empty once released): no data
+    leftovers = sorted(p.name for p in (tmp_path / 'data').iterdir() if p.name != 'ds')
+    assert leftovers == ['.ds.lock', '.latest']   # the lock stays (empty once released): no data
+    assert (tmp_path / 'data' / '.latest').read_text() == 'ds\n'   # train.py's default

@@ -25,7 +25,7 @@ def test_version_overrides_only_what_it_names():
 
 
 @pytest.mark.parametrize('dataset, version, words', [
-    ('nope', 'cpu', ['nope', 'example']),
+    ('../elsewhere', 'cpu', ['../elsewhere', 'data/']),
     ('example', 'v9', ['v9', 'cpu', 'paper']),
 ])
 def test_unknown_dataset_or_version_lists_what_exists(dataset, version, words):
@@ -35,8 +35,14 @@ def test_unknown_dataset_or_version_lists_what_exists(dataset, version, words):
         assert w in str(e.value)
 
 
+def test_any_dataset_name_gets_the_versions():
+    cfg = get_config('size1000_pixel224', 'cpu30')    # not named in config.py
+    assert cfg['data_dir'].endswith('size1000_pixel224') and cfg['crop_pixels'] == 448
+
+
 def test_version_with_unknown_key_is_refused(monkeypatch):
-    monkeypatch.setitem(config.config['example'], 'typo', {'learning_rate': 1.0})
+    monkeypatch.setitem(config.config, 'example', {'default': config.gen_default('example'),
+                                                   'typo': {'learning_rate': 1.0}})
     with pytest.raises(UserError, match='learning_rate'):
         get_config('example', 'typo')
 
@@ -99,4 +105,4 @@ def test_recipes_train_from_scratch_and_vote_at_test_time():
         cfg = get_config('reproduce', version)
         assert cfg['pretrained'] is False and cfg['weights_file'] == ''
         assert cfg['tta'] and cfg['augment'] and cfg['preload']
-        assert version in config.CROP_PIXELS
+        assert cfg['crop_pixels'] == 448

@@ -84,7 +84,7 @@ def test_killed_aug_img_leaves_no_dataset_and_the_next_run_completes(tmp_path):
     assert not (data / 'big').exists()                  # never taken for a finished dataset
     run('aug_img.py', 'source', 300, '-p', 64, '-n', 'big', cwd=tmp_path)
     assert (data / 'big' / 'manifest.csv').is_file()
-    assert sorted(p.name for p in data.iterdir()) == ['.big.lock', 'big']   # leftovers cleared
+    assert sorted(p.name for p in data.iterdir()) == ['.big.lock', '.latest', 'big']   # cleared
 
 
 def test_a_second_run_on_the_same_folder_is_refused(crops, tmp_path):
