@@ -15,9 +15,9 @@ import math
 import os
 
 from dataset import SESSION_KEYS
-from fileio import DATA_ROOT, fail, latest_dataset
+from fileio import DATA_ROOT, fail, latest_dataset, run_dir_of
 from model import INTENSITY_TREATMENTS, LOCAL_MODELS, classification_models
-from utils import LOSSES, OPTIMIZERS, SCHEDULERS
+from utils import LOSSES, OPTIMIZERS, SCHEDULERS, checkpoint_path, load_checkpoint
 
 dataset_name = 'example'
 version = 'cpu'
@@ -243,16 +243,52 @@ def add_checkpoint_argument(parser):
     return parser
 
 
-def config_from_args(args):
-    """The config the command line asks for; without --dataset it says which dataset it took."""
-    dataset = args.dataset
+def chosen_dataset(args):
+    """--dataset; without it the dataset aug_img.py cut last, else dataset_name (saying which)."""
+    if args.dataset is not None:
+        return args.dataset
+    dataset, why = latest_dataset(), 'cut last by aug_img.py'
     if dataset is None:
-        dataset = latest_dataset()
-        why = 'cut last by aug_img.py'
-        if dataset is None:
-            dataset, why = dataset_name, 'dataset_name in config.py'
-        print(f'dataset: {dataset} ({why}; --dataset NAME for another)')
+        dataset, why = dataset_name, 'dataset_name in config.py'
+    print(f'dataset: {dataset} ({why}; --dataset NAME for another)')
+    return dataset
+
+
+def config_from_args(args):
+    """The config the command line asks for (train.py)."""
+    dataset = chosen_dataset(args)
     cfg = apply_overrides(get_config(dataset, args.version), args.set)
     check_values(cfg)
     cfg['dataset'], cfg['version'] = dataset, args.version
     return cfg
+
+
+# What test.py, predict.py and gradcam.py may change of a trained run: how it runs, not what it is.
+RUNTIME_KEYS = ('device', 'eval_batch_size', 'tta', 'num_workers')
+
+
+def run_of_args(args):
+    """(dataset, version, run folder) of the trained run the command line names."""
+    dataset = chosen_dataset(args)
+    get_config(dataset, args.version)             # the version must exist
+    return dataset, args.version, run_dir_of({'dataset': dataset, 'version': args.version})
+
+
+def open_run(args, dataset, version):
+    """(config, checkpoint path, checkpoint) of a trained run, for test.py, predict.py and
+    gradcam.py. The config is the one the run was trained with (model, input size,
+    normalisation, input treatment, ...), over the defaults for keys it predates, reading
+    data/<dataset>; --set may change only RUNTIME_KEYS."""
+    path = checkpoint_path(run_dir_of({'dataset': dataset, 'version': version}), args.checkpoint)
+    defaults = gen_default(dataset)
+    for item in args.set:
+        key = item.partition('=')[0].strip()
+        if key in defaults and key not in RUNTIME_KEYS:
+            fail(f"--set {item}: {key} is fixed by the trained run ({path}); only "
+                 f"{', '.join(RUNTIME_KEYS)} can be set when using it")
+    state = load_checkpoint(path)
+    trained = {k: v for k, v in state['config'].items() if k in defaults}
+    cfg = apply_overrides({**defaults, **trained, 'data_dir': defaults['data_dir']}, args.set)
+    check_values(cfg)
+    cfg.update(name=f'{dataset}_{version}', dataset=dataset, version=version)
+    return cfg, path, state

@@ -21,12 +21,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from config import add_checkpoint_argument, add_config_arguments, config_from_args
+from config import add_checkpoint_argument, add_config_arguments, open_run, run_of_args
 from dataset import to_tensor
-from fileio import fail, run_dir_of, run_main
+from fileio import fail, run_main
 from frames import UnreadableImage, read_image
 from plots import gradcam_png
-from utils import checkpoint_path, load_trained, pick_device
+from utils import load_trained, pick_device
 
 
 class GradCAM:
@@ -118,21 +118,21 @@ def chosen_images(args, cfg, run_dir, classes):
 
 
 def main(args):
-    cfg = config_from_args(args)
-    run_dir = run_dir_of(cfg)
     if args.per_class < 1:
         fail(f'--per-class {args.per_class}: give 1 or more')
+    dataset, version, run_dir = run_of_args(args)
+    cfg, path, state = open_run(args, dataset, version)
     device = pick_device(cfg['device'])
-    model, classes, state = load_trained(cfg, checkpoint_path(run_dir, args.checkpoint), device)
+    model, classes = load_trained(cfg, path, state, device)
     if args.target is not None and args.target not in classes:
         fail(f"--target {args.target}: not a class of this model ({', '.join(classes)})")
-    cam = GradCAM(model, state['config']['input_size'], args.layer)
+    cam = GradCAM(model, cfg['input_size'], args.layer)
     out = args.out or os.path.join(run_dir, 'gradcam')
     os.makedirs(out, exist_ok=True)
     images = chosen_images(args, cfg, run_dir, classes)
     for path, prefix, name in tqdm(images, desc='grad-cam', unit='image'):
         try:
-            x = to_tensor(read_image(path), state['config']['input_size'])
+            x = to_tensor(read_image(path), cfg['input_size'])
         except (UnreadableImage, OSError) as e:
             fail(f'{path}: {e}')
         target = None if args.target is None else torch.tensor([classes.index(args.target)])

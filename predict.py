@@ -37,16 +37,15 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from config import add_checkpoint_argument, add_config_arguments, config_from_args
+from config import add_checkpoint_argument, add_config_arguments, open_run, run_of_args
 from dataset import to_tensor
 from evaluation import add_probabilities, factor_columns, vote_frames
 from familiarity import frame_warnings, grey_statistics, warning_kind
-from fileio import exclusive, fail, run_dir_of, run_main, write_csv_atomic
+from fileio import exclusive, fail, run_main, write_csv_atomic
 from frames import UnreadableImage, cut_bar, is_image_name, read_image
 from material import MaterialMap, shows_material
 from sidecar import acquisition, read_sidecar
-from utils import (amp_dtype, autocast, checkpoint_path, load_trained, pick_device, predict_batch,
-                   worker_count)
+from utils import amp_dtype, autocast, load_trained, pick_device, predict_batch, worker_count
 
 
 def get_args_parser():
@@ -130,25 +129,23 @@ def luma(pixels):
 
 
 def main(args):
-    cfg = config_from_args(args)
     if args.bar is not None and args.bar < 0:
         fail(f'--bar {args.bar}: give 0 or more rows')
     files = list_frames(args.frames)
-    out = args.out or os.path.join(run_dir_of(cfg), 'predict')
+    dataset, version, run_dir = run_of_args(args)
+    out = args.out or os.path.join(run_dir, 'predict')
     with exclusive(out):   # two predictions into one folder would mix their tables
-        predict_frames(args, cfg, files, out)
+        predict_frames(args, *open_run(args, dataset, version), files, out)
 
 
-def predict_frames(args, cfg, files, out):
-    run_dir = run_dir_of(cfg)
-    path = checkpoint_path(run_dir, args.checkpoint)
+def predict_frames(args, cfg, path, state, files, out):
     device = pick_device(cfg['device'])
-    model, classes, state = load_trained(cfg, path, device)
+    model, classes = load_trained(cfg, path, state, device)
     if 'crop_size' not in state:
         fail(f'{path}: does not record the size of its training crops (written by an older '
              'train.py); train again to predict whole frames')
     tile = state['crop_size']
-    frames = FrameTiles(files, tile, state['config']['input_size'], args.bar,
+    frames = FrameTiles(files, tile, cfg['input_size'], args.bar,
                         state.get('channels'))
     loader = DataLoader(frames, batch_size=None, num_workers=worker_count(cfg),
                         pin_memory=device.type == 'cuda')

@@ -29,16 +29,15 @@ import os
 import pandas as pd
 from sklearn.metrics import classification_report
 
-from config import add_checkpoint_argument, add_config_arguments, config_from_args
+from config import add_checkpoint_argument, add_config_arguments, open_run, run_of_args
 from dataset import SEMDataset
 from shifts import evaluate_shifts, shift_summary
 from evaluation import (add_probabilities, evaluate_split, factor_columns, read_crop_sources,
                         vote_frames)
-from fileio import (exclusive, fail, reading, run_dir_of, run_main, write_csv_atomic,
-                    write_json_atomic)
+from fileio import exclusive, fail, reading, run_main, write_csv_atomic, write_json_atomic
 from material import shows_material
 from plots import confusion_matrix_png
-from utils import amp_dtype, checkpoint_path, load_trained, make_loader, pick_device, predict
+from utils import amp_dtype, load_trained, make_loader, pick_device, predict
 
 
 def get_args_parser():
@@ -135,23 +134,23 @@ def remove_stale(path):
 
 
 def main(args):
-    cfg = config_from_args(args)
     if args.shift_crops is not None and args.shift_crops < 1:
         fail(f'--shift-crops {args.shift_crops}: give 1 or more crops per class')
+    dataset, version, run_dir = run_of_args(args)
     # not while train.py or another test.py writes there, nor while aug_img replaces the data
-    with exclusive(run_dir_of(cfg)), reading(cfg['data_dir']):
-        score_test_split(cfg, args)
+    with exclusive(run_dir):
+        cfg, path, state = open_run(args, dataset, version)
+        with reading(cfg['data_dir']):
+            score_test_split(cfg, path, state, run_dir, args)
 
 
-def score_test_split(cfg, args):
-    path = checkpoint_path(run_dir_of(cfg), args.checkpoint)
-    run_dir = run_dir_of(cfg)
+def score_test_split(cfg, path, state, run_dir, args):
     if args.split != 'test':   # the test split's outputs stay where they are
         run_dir = os.path.join(run_dir, args.split)
     os.makedirs(run_dir, exist_ok=True)
     device = pick_device(cfg['device'])
-    model, classes, state = load_trained(cfg, path, device)
-    input_size = state['config']['input_size']
+    model, classes = load_trained(cfg, path, state, device)
+    input_size = cfg['input_size']
     test_set = SEMDataset(cfg['data_dir'], args.split, classes, input_size=input_size)
     loader = make_loader(test_set, cfg, False, device)
     amp = amp_dtype(cfg, device)

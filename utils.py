@@ -222,18 +222,11 @@ def checkpoint_path(run_dir, choice):
     return os.path.join(run_dir, f'{choice}.pt') if choice in ('best', 'last') else choice
 
 
-def load_trained(cfg, path, device):
-    """(model on `device` in eval mode, class names, the whole checkpoint) of a checkpoint,
-    checked against the config it is used with."""
-    state = load_checkpoint(path)
-    trained = state['config']
-    if trained.get('model') != cfg['model']:
-        fail(f"{path}: holds a {trained.get('model')} model, but {cfg['name']} says "
-             f"model={cfg['model']}; use the matching --version or --checkpoint")
+def load_trained(cfg, path, state, device):
+    """(model on `device` in eval mode, class names) of a checkpoint `state` read from `path`,
+    built as its own config `cfg` says (config.open_run)."""
     classes = list(state['classes'])
-    # the input treatment is the one training used (runs from before it existed had none)
-    model = build_model({**cfg, 'intensity': trained.get('intensity', 'none')}, len(classes),
-                        pretrained=False)
+    model = build_model(cfg, len(classes), pretrained=False)
     try:
         model.load_state_dict(state['model'])
     except RuntimeError as e:
@@ -241,7 +234,7 @@ def load_trained(cfg, path, device):
              f'({str(e).splitlines()[0]})')
     if cfg['channels_last']:
         model.use_channels_last()
-    return model.to(device).eval(), classes, state
+    return model.to(device).eval(), classes
 
 
 def load_checkpoint(path):

@@ -15,6 +15,8 @@ from synthetic_sem import write_source  # noqa: E402
 TINY = ['--set', 'model=resnet18', '--set', 'pretrained=false', '--set', 'input_size=32',
         '--set', 'batch_size=16', '--set', 'epochs=1', '--set', 'num_workers=0',
         '--set', 'device=cpu', '--set', 'scheduler=none']
+# test.py, predict.py and gradcam.py take the run's own settings: only how it runs may be set
+RUNTIME = ['--set', 'num_workers=0', '--set', 'device=cpu']
 
 
 def run(script, *args, cwd, check=True):

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TINY, assert_clean_error, run
+from conftest import RUNTIME, TINY, assert_clean_error, run
 from synthetic_sem import write_source
 
 AUG = ['source', 60, '-p', 32, '-n', 'ds']
@@ -170,7 +170,7 @@ def test_odd_formats_go_through_the_whole_pipeline(tmp_path):
         change(tmp_path)
     run('aug_img.py', 'source', 60, '-p', 32, '-n', 'example', cwd=tmp_path)
     run('train.py', *TINY, cwd=tmp_path)
-    works(run('test.py', *TINY, cwd=tmp_path))
+    works(run('test.py', *RUNTIME, cwd=tmp_path))
     nothing_half_written(tmp_path)
 
 
@@ -219,7 +219,8 @@ RUN_CASES = [
     ('value of the wrong type', 'train.py', same, ['--set', 'epochs=ten'],
      ['epochs=ten', 'int']),
     ('checkpoint of other classes', 'test.py', other_classes, [], ['synthZ', 'classes']),
-    ('checkpoint of another model', 'test.py', other_model, [], ['resnet18', 'resnet34']),
+    ('a setting the trained run fixes', 'test.py', other_model, [],
+     ['model=resnet34', 'fixed by the trained run']),
     ('file that is not a checkpoint', 'test.py', text_checkpoint, [], ['notes.pt']),
     ('checkpoint carrying a pickled object', 'test.py', pickled_object, [],
      ['evil.pt', 'safely']),
@@ -245,7 +246,8 @@ def test_run_input(trained, tmp_path, script, change, args, words):
     run_dir = tmp_path / 'runs' / 'example' / 'cpu'
     before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
     extra = change(tmp_path, run_dir)
-    arguments = [*args, *extra] if script in ('predict.py', 'audit.py') else [*TINY, *args,
+    given = TINY if script == 'train.py' else RUNTIME   # a trained run's settings are its own
+    arguments = [*args, *extra] if script in ('predict.py', 'audit.py') else [*given, *args,
                                                                               *extra]
     assert_clean_error(run(script, *arguments, cwd=tmp_path, check=False), *words)
     after = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()

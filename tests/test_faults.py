@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import ROOT, TINY, assert_clean_error, cut_example, run, sharing_data
+from conftest import ROOT, RUNTIME, TINY, assert_clean_error, cut_example, run, sharing_data
 from fileio import UserError, exclusive, reading
 from synthetic_sem import write_source
 from train import Training, train_one_epoch
@@ -175,7 +175,7 @@ def test_full_disk_while_writing_test_results(trained, tmp_path):
     shutil.copytree(trained / 'data', cwd / 'data')
     shutil.copytree(trained / 'runs', cwd / 'runs')
     before = sorted(p.name for p in (cwd / RUN).iterdir())
-    proc = limited('test.py', *TINY, cwd=cwd, max_bytes=3000)
+    proc = limited('test.py', *RUNTIME, cwd=cwd, max_bytes=3000)
     assert_clean_error(proc, 'cannot write')
     assert no_temporaries(cwd / RUN)
     for name in before:                                  # the run itself is untouched

@@ -3,7 +3,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT, TINY, write_source
+from conftest import ROOT, RUNTIME, TINY, write_source
 
 # Run a script as `python script.py ...` would, with the fcntl module missing.
 NO_FCNTL = ("import runpy, sys; sys.modules['fcntl'] = None; script = sys.argv.pop(1); "
@@ -27,7 +27,7 @@ def test_scripts_run_and_warn_once_without_fcntl(tmp_path):
     write_source(str(tmp_path / 'source'), classes=2, frames=6, width=160, height=120, bar=16)
     run_without_fcntl('aug_img.py', 'source', 60, '-p', 32, '-n', 'example', cwd=tmp_path)
     run_without_fcntl('train.py', *TINY, cwd=tmp_path)
-    run_without_fcntl('test.py', *TINY, cwd=tmp_path)
+    run_without_fcntl('test.py', *RUNTIME, cwd=tmp_path)
     assert (tmp_path / 'runs' / 'example' / 'cpu' / 'predictions.csv').is_file()
-    run_without_fcntl('predict.py', 'source/synthA', *TINY, cwd=tmp_path)
+    run_without_fcntl('predict.py', 'source/synthA', *RUNTIME, cwd=tmp_path)
     assert (tmp_path / 'runs' / 'example' / 'cpu' / 'predict' / 'frames.csv').is_file()

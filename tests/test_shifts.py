@@ -1,5 +1,6 @@
 """Acquisition shifts: the operations, the per-crop input treatment, the session augmentation, and
 an evaluation that tells a model reading grey levels from one reading the material."""
+import argparse
 import json
 import os
 
@@ -9,7 +10,8 @@ import torch
 from torch import nn
 
 import acquisition
-from conftest import TINY, run
+from config import get_config, open_run
+from conftest import RUNTIME, run
 from dataset import PreloadedBatches, SEMDataset, SessionAugment
 from evaluation import evaluate_split
 from frames import save_crop
@@ -92,15 +94,20 @@ def test_preloaded_training_batches_get_the_session_augmentation(tmp_path):
     assert not torch.equal(x, y) and y.min() >= 0 and y.max() <= 1
 
 
-def test_checkpoint_decides_the_input_treatment_at_test_time(tmp_path):
-    """A run trained on equalized crops is tested on equalized crops, whatever config says."""
-    cfg = {'model': 'semnet_s4', 'intensity': 'equalize', 'pretrained': False,
-           'channels_last': False, 'name': 'x'}
+def test_checkpoint_decides_the_input_treatment_at_test_time(tmp_path, monkeypatch):
+    """A run trained on equalized crops is tested on equalized crops, whatever its version says
+    today (cpu30_legacy: none)."""
+    monkeypatch.chdir(tmp_path)
+    cfg = {**get_config('x', 'cpu30_legacy'), 'intensity': 'equalize'}
     model = build_model(cfg, 3, pretrained=False)
-    path = str(tmp_path / 'best.pt')
-    save_checkpoint({'model': model.state_dict(), 'classes': ['a', 'b', 'c'], 'config': cfg}, path)
-    loaded, _, _ = load_trained({**cfg, 'intensity': 'none'}, path, torch.device('cpu'))
-    assert loaded.intensity == 'equalize'
+    run_dir = tmp_path / 'runs' / 'x' / 'cpu30_legacy'
+    run_dir.mkdir(parents=True)
+    save_checkpoint({'model': model.state_dict(), 'classes': ['a', 'b', 'c'], 'config': cfg},
+                    str(run_dir / 'best.pt'))
+    args = argparse.Namespace(dataset='x', version='cpu30_legacy', checkpoint='best', set=[])
+    opened, path, state = open_run(args, 'x', 'cpu30_legacy')
+    loaded, _ = load_trained(opened, path, state, torch.device('cpu'))
+    assert opened['intensity'] == loaded.intensity == 'equalize'
 
 
 # -- the evaluation tells a grey-level reader from a material reader -------------------------
@@ -175,7 +182,7 @@ def test_shift_evaluation_passes_a_model_that_reads_the_material(confounded):
 
 
 def test_test_script_reports_shifts_next_to_plain_accuracy(trained):
-    proc = run('test.py', *TINY, '--shifts', cwd=trained)
+    proc = run('test.py', *RUNTIME, '--shifts', cwd=trained)
     assert 'under acquisition shifts' in proc.stdout and 'remap' in proc.stdout
     run_dir = trained / 'runs' / 'example' / 'cpu'
     with open(run_dir / 'results.json', encoding='utf-8') as f:
@@ -183,14 +190,14 @@ def test_test_script_reports_shifts_next_to_plain_accuracy(trained):
     assert list(shifts) == ['plain', *SHIFTS]
     assert all({'crops', 'frames'} <= set(row) for row in shifts.values())
     assert (run_dir / 'shifts.csv').exists()
-    run('test.py', *TINY, cwd=trained)                          # without: no stale table left
+    run('test.py', *RUNTIME, cwd=trained)                          # without: no stale table left
     assert not (run_dir / 'shifts.csv').exists()
 
 
 def test_validation_split_is_scored_apart_on_a_sample_of_crops(trained):
     """Recipes are compared on validation frames and their shifted copies, never on the test
     split; --shift-crops scores the shifts (and the plain row beside them) on a sample."""
-    run('test.py', *TINY, '--split', 'validate', '--shifts', '--shift-crops', 3, cwd=trained)
+    run('test.py', *RUNTIME, '--split', 'validate', '--shifts', '--shift-crops', 3, cwd=trained)
     with open(trained / 'runs' / 'example' / 'cpu' / 'validate' / 'results.json',
               encoding='utf-8') as f:
         results = json.load(f)

@@ -10,7 +10,7 @@ import torch
 import torchvision
 
 from config import check_values, gen_default
-from conftest import REAL_SEM, TINY, assert_clean_error, run
+from conftest import REAL_SEM, RUNTIME, TINY, assert_clean_error, cut_example, run
 from fileio import UserError
 from model import build_model
 from utils import load_checkpoint, pick_device, save_checkpoint
@@ -34,7 +34,7 @@ def test_one_epoch_run_writes_its_outputs(trained):
 
 
 def test_test_script_writes_one_row_per_test_crop(trained):
-    proc = run('test.py', *TINY, cwd=trained)
+    proc = run('test.py', *RUNTIME, cwd=trained)
     assert 'precision' in proc.stdout and 'accuracy' in proc.stdout
     run_dir = trained / RUN
     table = pd.read_csv(run_dir / 'predictions.csv')
@@ -91,7 +91,7 @@ def test_test_split_predictions_match_the_best_checkpoint(trained):
     model = build_model(state['config'], 3, pretrained=False)
     model.load_state_dict(state['model'])
     model.eval()
-    run('test.py', *TINY, cwd=trained)
+    run('test.py', *RUNTIME, cwd=trained)
     table = pd.read_csv(trained / RUN / 'predictions.csv').set_index('Image Name')
     test_set = SEMDataset(str(trained / 'data' / 'example'), 'test', state['classes'], 32)
     for i in range(0, len(test_set), max(1, len(test_set) // 5)):
@@ -122,7 +122,7 @@ def test_resume_continues_and_existing_run_is_protected(trained, tmp_path):
 
 def test_missing_dataset_and_checkpoint_are_explained(tmp_path):
     assert_clean_error(run('train.py', *TINY, cwd=tmp_path, check=False), 'aug_img.py')
-    assert_clean_error(run('test.py', *TINY, cwd=tmp_path, check=False), 'no checkpoint')
+    assert_clean_error(run('test.py', *RUNTIME, cwd=tmp_path, check=False), 'no checkpoint')
 
 
 class Payload:
@@ -138,9 +138,18 @@ def test_unsafe_or_foreign_checkpoints_are_refused(tmp_path):
             load_checkpoint(str(tmp_path / name))
 
 
-def test_checkpoint_of_another_model_is_refused(trained, tmp_path):
-    proc = run('test.py', *TINY, '--set', 'model=resnet34', cwd=trained, check=False)
-    assert_clean_error(proc, 'resnet18', 'resnet34')
+def test_a_trained_run_is_used_with_its_own_settings(tmp_path):
+    """A run trained with another model and input size than its version's needs no --set in
+    test.py, predict.py or gradcam.py; a --set that would change what it is, is refused."""
+    cwd = cut_example(tmp_path)
+    run('train.py', *TINY, '--set', 'model=semnet', '--set', 'input_size=48', cwd=cwd)
+    run('test.py', cwd=cwd)          # version cpu says resnet18 at 112 px: the run says otherwise
+    run('predict.py', 'source/synthA', cwd=cwd)
+    run('gradcam.py', '--per-class', 1, cwd=cwd)
+    assert (cwd / RUN / 'predictions.csv').is_file() and (cwd / RUN / 'gradcam').is_dir()
+    for setting in ('input_size=64', 'model=resnet18'):
+        proc = run('test.py', '--set', setting, cwd=cwd, check=False)
+        assert_clean_error(proc, setting, 'fixed by the trained run', 'device', 'tta')
 
 
 def test_pretrained_offline_says_what_to_do(monkeypatch, tmp_path):
@@ -206,6 +215,6 @@ def test_real_frames_end_to_end(tmp_path):
     assert (manifest['bar'] == 64).all() and (manifest['y'] + 224 <= 960 - 64).all()
     assert (manifest.groupby('source')['split'].nunique() == 1).all()
     run('train.py', *TINY, cwd=tmp_path)
-    run('test.py', *TINY, cwd=tmp_path)
+    run('test.py', *RUNTIME, cwd=tmp_path)
     table = pd.read_csv(tmp_path / RUN / 'predictions.csv')
     assert len(table) == (manifest['split'] == 'test').sum() == 18

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REAL_SEM, TINY, run
+from conftest import REAL_SEM, RUNTIME, TINY, run
 from familiarity import frame_warnings
 from frames import cut_bar, read_image
 from material import MIN_SHARE, MaterialMap, shows_material, tiles_needed
@@ -205,7 +205,7 @@ def predicted(tmp_path_factory):
             pixels[:HEIGHT - BAR] = 130 + pixels[:HEIGHT - BAR] // 2   # grey, half contrast
         frames[name] = save_frame(str(new / f'{name}.png'), pixels)
         write_sidecar(frames[name], mag=mag)
-    proc = run('predict.py', 'new', *TINY, cwd=cwd)
+    proc = run('predict.py', 'new', *RUNTIME, cwd=cwd)
     out = cwd / 'runs' / 'example' / 'cpu' / 'predict'
     read = dict(keep_default_na=False, dtype={'Prediction': str})
     table = pd.read_csv(out / 'frames.csv', **read)
