@@ -162,8 +162,8 @@ def predict_frames(args, cfg, path, state, files, out):
         if item['problem']:
             tqdm.write(f"warning: skipping {item['path']}: {item['problem']}", file=sys.stderr)
             continue
+        queued.append(item.pop('tiles'))   # the frame's other facts are kept, not its pixels
         frames.append(item)
-        queued.append(item['tiles'])
         if sum(map(len, queued)) >= cfg['eval_batch_size']:
             tile_probs.append(probabilities(torch.cat(queued)))
             queued = []

@@ -66,9 +66,9 @@ cp runs/example/cpu/confusion_matrix.png "$RESULTS/confusion_cpu.png"
 
 step "gpu recipe, 3 epochs on 448 px crops (GPU-resident data), then test, predict, gradcam"
 python3 "$REPO/aug_img.py" "$SRC" 600 -p 448 -n example448
-python3 "$REPO/train.py" --dataset paper_split --version gpu --set data_dir=data/example448 --set epochs=3
-python3 "$REPO/test.py" --dataset paper_split --version gpu --set data_dir=data/example448 | tail -1
-python3 "$REPO/predict.py" "$SRC/$(ls "$SRC" | head -1)" --dataset paper_split --version gpu | tail -1
-python3 "$REPO/gradcam.py" --dataset paper_split --version gpu --set data_dir=data/example448 --per-class 1 | tail -1
-cp runs/paper_split/gpu/history.csv "$RESULTS/history_gpu.csv"
-cp runs/paper_split/gpu/results.json "$RESULTS/results_gpu.json"
+python3 "$REPO/train.py" --dataset example448 --version gpu --set epochs=3
+python3 "$REPO/test.py" --dataset example448 --version gpu | tail -1
+python3 "$REPO/predict.py" "$SRC/$(ls "$SRC" | head -1)" --dataset example448 --version gpu | tail -1
+python3 "$REPO/gradcam.py" --dataset example448 --version gpu --per-class 1 | tail -1
+cp runs/example448/gpu/history.csv "$RESULTS/history_gpu.csv"
+cp runs/example448/gpu/results.json "$RESULTS/results_gpu.json"

@@ -28,7 +28,7 @@ import pandas as pd
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from config import get_config  # noqa: E402
+from config import RUNTIME_KEYS, get_config  # noqa: E402
 from fileio import write_csv_atomic, write_json_atomic  # noqa: E402
 
 CROPS = '1280,320,320'
@@ -63,7 +63,10 @@ def one_seed(args, seed, out_dir):
     train_seconds = run_step('train.py', ['--dataset', 'reproduce', '--version', args.version,
                                           *overrides, '--force'], log)
     shifts = ['--shifts', '--shift-crops', args.shifts] if args.shifts else []
-    run_step('test.py', ['--dataset', 'reproduce', '--version', args.version, *overrides,
+    # test.py takes the run's settings from its checkpoint: only how it runs may be passed on
+    runtime = [a for s in args.set if s.partition('=')[0].strip() in RUNTIME_KEYS
+               for a in ('--set', s)]
+    run_step('test.py', ['--dataset', 'reproduce', '--version', args.version, *runtime,
                          *shifts], log)
     if args.audit and seed == args.seeds[0]:
         run_step('audit.py', ['--dataset', 'reproduce'], log)
