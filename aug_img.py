@@ -34,8 +34,8 @@ import numpy as np
 from tqdm import tqdm
 
 from frames import UnreadableImage, cut_bar, image_size, is_image_name, read_image, save_crop
-from fileio import (DATA_ROOT, LATEST_DATASET, atomic_path, exclusive, fail, make_public,
-                    run_main, write_failed, write_json_atomic, write_rows_atomic)
+from fileio import (DATA_ROOT, LATEST_DATASET, atomic_path, exclusive, fail, is_dataset_name,
+                    make_public, run_main, write_failed, write_json_atomic, write_rows_atomic)
 from manifest import MANIFEST_COLUMNS
 from material import MIN_SHARE, MaterialMap, shows_material
 from sidecar import ACQUISITION_COLUMNS, acquisition, read_sidecar
@@ -104,9 +104,7 @@ def check_args(args):
         fail(f'--workers {args.workers}: give 1 or more')
     if args.name is None:
         args.name = f'size{args.size}_pixel{args.pixel}'
-    if (args.name in ('', '.', '..') or args.name.startswith('.') or '/' in args.name
-            or '\\' in args.name or os.path.isabs(args.name)
-            or '.partial-' in args.name or '.replaced-' in args.name):
+    if not is_dataset_name(args.name):
         fail(f'-n {args.name!r}: a dataset name is one plain folder name inside {DATA_ROOT}/ '
              "(no slashes, not starting with a dot, without '.partial-' or '.replaced-', "
              "which name aug_img's unfinished work)")

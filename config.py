@@ -15,7 +15,7 @@ import math
 import os
 
 from dataset import SESSION_KEYS
-from fileio import DATA_ROOT, fail, latest_dataset, run_dir_of
+from fileio import DATA_ROOT, fail, is_dataset_name, latest_dataset, run_dir_of
 from model import INTENSITY_TREATMENTS, LOCAL_MODELS, classification_models
 from utils import LOSSES, OPTIMIZERS, SCHEDULERS, checkpoint_path, load_checkpoint
 
@@ -136,8 +136,7 @@ AMP_MODES = ('none', 'auto', 'bf16', 'fp16')
 
 def get_config(dataset, version):
     """The default of `dataset` updated by `version`, with 'name' = '<dataset>_<version>'."""
-    if (dataset in ('', '.', '..') or dataset.startswith('.') or '/' in dataset
-            or '\\' in dataset):
+    if not is_dataset_name(dataset):
         fail(f'--dataset {dataset!r}: give the name of a folder in {DATA_ROOT}/ (as aug_img.py '
              '-n named it)')
     versions = config.get(dataset) or {'default': gen_default(dataset), **VERSIONS}

@@ -23,6 +23,12 @@ RUNS_ROOT = 'runs'   # train.py and test.py write runs/<dataset>/<version>/
 LATEST_DATASET = os.path.join(DATA_ROOT, '.latest')
 
 
+def is_dataset_name(name):
+    """A plain folder name inside data/, not one that aug_img.py's unfinished work uses."""
+    return not (name in ('', '.', '..') or name.startswith('.') or '/' in name or '\\' in name
+                or os.path.isabs(name) or '.partial-' in name or '.replaced-' in name)
+
+
 def latest_dataset():
     """The dataset aug_img.py cut last, if it is still in data/; else None."""
     try:
