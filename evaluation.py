@@ -99,7 +99,7 @@ def vote_frames(frames, probs, labels=None, material=None):
     np.add.at(mean, group[material], probs[material])
     mean[verdict] /= shown[verdict, None]
     mean[~verdict] = np.nan
-    verdict_class = np.where(verdict, mean.argmax(1) if len(order) else 0, -1)
+    verdict_class = np.where(verdict, np.nan_to_num(mean).argmax(1), -1)
     agrees = (probs.argmax(1) == verdict_class[group]) & material
     agreement = np.full(len(order), np.nan)
     agreement[verdict] = (np.bincount(group, weights=agrees, minlength=len(order))[verdict]

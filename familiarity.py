@@ -9,6 +9,7 @@ with a warning beside the verdict.
 """
 import numpy as np
 
+from dataset import unit_range
 from manifest import read_manifest
 from sidecar import COMPARED
 
@@ -21,12 +22,10 @@ SAMPLE = 2000                     # training crops measured (evenly spaced)
 
 
 def grey_statistics(pixels):
-    """(mean, standard deviation) of an image's grey levels on a 0..1 scale (colour: the mean of
+    """(mean, standard deviation) of an image's grey levels on a 0..1 scale (colour: over all
     its channels)."""
-    scale = 65535.0 if pixels.dtype.itemsize == 2 else 255.0
-    gray = pixels.mean(axis=2) if pixels.ndim == 3 else pixels
-    x = gray.astype(np.float32) / scale
-    return float(x.mean()), float(x.std())
+    x = unit_range(pixels)
+    return float(x.mean()), float(x.std(correction=0))
 
 
 def grey_range(dataset):
