@@ -28,9 +28,11 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 from tqdm import tqdm
 
-from fileio import (DATA_ROOT, RUNS_ROOT, fail, reading, run_main, write_csv_atomic,
-                    write_json_atomic)
-from frames import UnreadableImage, read_image
+from atomic import write_csv_atomic, write_json_atomic
+from errors import fail, run_main
+from locks import reading
+from paths import DATA_ROOT, RUNS_ROOT
+from frames import UnreadableImage, read_image, unit_scale
 from manifest import read_manifest
 from sidecar import acquisition_numbers, read_sidecar
 
@@ -53,8 +55,7 @@ def get_args_parser():
 def grey_features(pixels):
     """Grey-level histogram (BINS bins), percentiles, mean and standard deviation of an image,
     on a 0..1 scale: nothing about where a pixel is."""
-    scale = 65535.0 if pixels.dtype.itemsize == 2 else 255.0
-    x = pixels.astype(np.float32).ravel() / scale
+    x = unit_scale(pixels).ravel()
     hist = np.histogram(x, bins=BINS, range=(0, 1))[0] / x.size
     return np.concatenate([hist, np.percentile(x, PERCENTILES), [x.mean(), x.std()]])
 
@@ -159,7 +160,7 @@ def main(args):
     pairs = pair_table(results)
     write_json_atomic(results, os.path.join(out, 'audit.json'))
     write_csv_atomic(pairs, os.path.join(out, 'audit_pairs.csv'))
-    print('\n'.join(summary(results, pairs, classes)))
+    print('\n'.join(summary(results, pairs)))
     print(f'outputs in {out}/audit.json, {out}/audit_pairs.csv')
 
 
@@ -174,7 +175,7 @@ def pair_table(results):
     return table.sort_values(['flagged', 'grey_levels'], ascending=False)
 
 
-def summary(results, pairs, classes):
+def summary(results, pairs):
     lines = [f"shortcut audit of {results['dataset']}: {results['crops']} crops of "
              f"{results['frames']} frames, cross-validated by frame"]
     for source, what in (('grey_levels', 'grey levels alone (crops)'),

@@ -34,8 +34,10 @@ import numpy as np
 from tqdm import tqdm
 
 from frames import UnreadableImage, cut_bar, image_size, is_image_name, read_image, save_crop
-from fileio import (DATA_ROOT, LATEST_DATASET, atomic_path, exclusive, fail, is_dataset_name,
-                    make_public, run_main, write_failed, write_json_atomic, write_rows_atomic)
+from atomic import atomic_path, make_public, write_failed, write_json_atomic, write_rows_atomic
+from errors import fail, run_main
+from locks import exclusive
+from paths import DATA_ROOT, LATEST_DATASET, is_dataset_name
 from manifest import MANIFEST_COLUMNS
 from material import MIN_SHARE, MaterialMap, shows_material
 from sidecar import ACQUISITION_COLUMNS, acquisition, read_sidecar

@@ -15,9 +15,11 @@ import math
 import os
 
 from dataset import SESSION_KEYS
-from fileio import DATA_ROOT, fail, is_dataset_name, latest_dataset, run_dir_of
+from errors import fail
+from paths import DATA_ROOT, is_dataset_name, latest_dataset, run_dir_of
 from model import INTENSITY_TREATMENTS, LOCAL_MODELS, classification_models
-from utils import LOSSES, OPTIMIZERS, SCHEDULERS, checkpoint_path, load_checkpoint
+from checkpoint import Checkpoint, checkpoint_path
+from optimization import LOSSES, OPTIMIZERS, SCHEDULERS
 
 dataset_name = 'example'
 version = 'cpu'
@@ -274,7 +276,7 @@ def run_of_args(args):
 
 
 def open_run(args, dataset, version):
-    """(config, checkpoint path, checkpoint) of a trained run, for test.py, predict.py and
+    """(config, checkpoint path, Checkpoint) of a trained run, for test.py, predict.py and
     gradcam.py. The config is the one the run was trained with (model, input size,
     normalisation, input treatment, ...), over the defaults for keys it predates, reading
     data/<dataset>; --set may change only RUNTIME_KEYS."""
@@ -285,9 +287,9 @@ def open_run(args, dataset, version):
         if key in defaults and key not in RUNTIME_KEYS:
             fail(f"--set {item}: {key} is fixed by the trained run ({path}); only "
                  f"{', '.join(RUNTIME_KEYS)} can be set when using it")
-    state = load_checkpoint(path)
-    trained = {k: v for k, v in state['config'].items() if k in defaults}
+    checkpoint = Checkpoint.load(path)
+    trained = {k: v for k, v in checkpoint.config.items() if k in defaults}
     cfg = apply_overrides({**defaults, **trained, 'data_dir': defaults['data_dir']}, args.set)
     check_values(cfg)
     cfg.update(name=f'{dataset}_{version}', dataset=dataset, version=version)
-    return cfg, path, state
+    return cfg, path, checkpoint

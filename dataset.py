@@ -20,8 +20,9 @@ from tqdm import tqdm
 
 import acquisition
 from distributed import Ranks
-from fileio import DATA_ROOT, datasets_here, fail
-from frames import UnreadableImage, is_image_name, read_image
+from errors import fail
+from paths import DATA_ROOT, datasets_here
+from frames import UnreadableImage, is_image_name, read_image, unit_scale
 
 
 class SEMDataset(Dataset):
@@ -42,9 +43,7 @@ class SEMDataset(Dataset):
                  f"model's classes ({', '.join(classes)})")
         self.classes = list(classes)
         self.input_size = input_size
-        self.augment = augment
-        self.jitter = jitter
-        self.session = SessionAugment(**(session or {}))
+        self.augmentation = Augment(augment, jitter, SessionAugment(**(session or {})))
         self.samples = []
         for index, cls in enumerate(self.classes):
             folder = os.path.join(self.split_dir, cls)
@@ -60,7 +59,7 @@ class SEMDataset(Dataset):
 
     def without_augmentation(self):
         plain = copy.copy(self)
-        plain.augment, plain.jitter, plain.session = False, 0.0, SessionAugment()
+        plain.augmentation = Augment()
         return plain
 
     def pixels(self, i):
@@ -74,12 +73,8 @@ class SEMDataset(Dataset):
     def __getitem__(self, i):
         name, label = self.samples[i]
         x = to_tensor(self.pixels(i), self.input_size)
-        if self.augment:
-            x = random_flip_turn(x)
-        if self.jitter:
-            x = random_jitter(x.unsqueeze(0), self.jitter)[0]
-        if self.session:
-            x = self.session.apply(x.unsqueeze(0), self.session.draw(1))[0]
+        if self.augmentation:   # a batch of one, drawn from the worker's own generator
+            x = self.augmentation.apply(x.unsqueeze(0), self.augmentation.draw(1))[0]
         return x, label, name
 
 
@@ -95,9 +90,15 @@ def to_tensor(pixels, input_size):
 
 def unit_range(pixels):
     """C x H x W float tensor in [0, 1] of an H x W (x C) uint8/uint16 array, at its own size."""
-    scale = 65535.0 if pixels.dtype.itemsize == 2 else 255.0
-    x = torch.from_numpy(pixels.astype('float32') / scale)
+    x = torch.from_numpy(unit_scale(pixels))
     return x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1)
+
+
+def with_channels(x, channels):
+    """Image(s) x (... x C x H x W) with `channels` channels. The one rule for gray crops: they
+    stay 1-channel (a third of the memory) until they meet colour crops in a batch or the
+    network's 3-channel input, and are then repeated, without a copy."""
+    return x if x.shape[-3] == channels else x.expand(*x.shape[:-3], channels, *x.shape[-2:])
 
 
 def resize(x, input_size):
@@ -115,16 +116,6 @@ def dihedral(x, k):
     return torch.rot90(x, k % 4, dims=(-2, -1))
 
 
-def random_flip_turn(x):
-    """An SEM crop has no canonical orientation: one of its 8 flips/quarter turns at random."""
-    return dihedral(x, int(torch.randint(8, ()))).contiguous()
-
-
-def random_flip_turn_batch(x, generator=None):
-    """random_flip_turn drawn for each image of an N x C x S x S batch."""
-    return flip_turn_batch(x, torch.randint(8, (len(x),), generator=generator))
-
-
 def flip_turn_batch(x, turns):
     """Image i of the batch as dihedral(x[i], turns[i]): one gather, no per-image work."""
     n, c, h, w = x.shape
@@ -139,15 +130,10 @@ def _dihedral_maps(size, device):
     return torch.stack([dihedral(grid, k).flatten() for k in range(8)])
 
 
-def random_jitter(x, amount, generator=None):
-    """Brightness and contrast changed at random per image (gain 1 +- amount about the image's
-    mean, offset +- amount / 2): each class was imaged in one session, so its settings must not
-    become a cue the model relies on."""
-    return jitter(x, amount, torch.rand(2, len(x), generator=generator))
-
-
 def jitter(x, amount, draws):
-    """random_jitter with its uniform [0, 1) draws given (2 x N: gain, offset)."""
+    """Brightness and contrast changed per image (gain 1 +- amount about the image's mean,
+    offset +- amount / 2), from uniform [0, 1) draws (2 x N: gain, offset): each class was
+    imaged in one session, so its settings must not become a cue the model relies on."""
     draws = draws.to(x.device, non_blocking=True).view(2, -1, 1, 1, 1)
     gain, offset = 1 + amount * (2 * draws[0] - 1), amount * (draws[1] - 0.5)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
@@ -197,6 +183,44 @@ class SessionAugment:
         return x
 
 
+class Augment:
+    """The training augmentation of a batch (N x C x S x S, in [0, 1]): one of the 8 flips and
+    quarter turns of each crop (an SEM crop has no canonical orientation) when flip_turn, the
+    brightness/contrast jitter, and the session changes. SEMDataset applies it to one crop at
+    a time, PreloadedBatches to whole batches: the same draws give the same images."""
+
+    def __init__(self, flip_turn=False, jitter=0.0, session=None):
+        self.flip_turn, self.jitter = flip_turn, jitter
+        self.session = session or SessionAugment()
+
+    def __bool__(self):
+        return bool(self.flip_turn or self.jitter or self.session)
+
+    def draw(self, n, generator=None):
+        """The random draws for n images (turns, jitter, session; None where not used), in
+        a fixed order from `generator` (on the CPU: a seed gives the same on any device)."""
+        return (torch.randint(8, (n,), generator=generator) if self.flip_turn else None,
+                torch.rand(2, n, generator=generator) if self.jitter else None,
+                self.session.draw(n, generator) if self.session else None)
+
+    @staticmethod
+    def share(draws, mine, rank):
+        """The draws of the images `mine` (a slice of the batch) that process `rank` takes."""
+        turns, gains, session = draws
+        return (None if turns is None else turns[mine], None if gains is None else gains[:, mine],
+                None if session is None else (session[0][:, mine], session[1] + rank))
+
+    def apply(self, x, draws):
+        turns, gains, session = draws
+        if turns is not None:
+            x = flip_turn_batch(x, turns)
+        if gains is not None:
+            x = jitter(x, self.jitter, gains)
+        if session is not None:
+            x = self.session.apply(x, session)
+        return x
+
+
 def preload(dataset, num_workers):
     """(uint8 N x C x S x S, labels, names) of every item of `dataset`, decoded once (gray
     crops among colour ones repeated to 3 channels; 16-bit crops rounded to 8 bits)."""
@@ -209,7 +233,7 @@ def preload(dataset, num_workers):
         labels.append(y)
         names += batch_names
     channels = max(x.shape[1] for x in images)
-    images = torch.cat([x.expand(-1, channels, -1, -1) for x in images])
+    images = torch.cat([with_channels(x, channels) for x in images])
     return images, torch.cat(labels), names
 
 
@@ -228,8 +252,8 @@ class PreloadedBatches:
     batch one process would, and no crop is counted twice.
     """
 
-    def __init__(self, data, batch_size, shuffle, drop_last, augment=False, jitter=0.0,
-                 device=None, ranks=Ranks(), session=None):
+    def __init__(self, data, batch_size, shuffle, drop_last, augmentation=None, device=None,
+                 ranks=Ranks()):
         self.images, self.labels, self.names = data
         self.device = device or torch.device('cpu')   # where batches are made and augmented
         self.on_device = self.device.type == 'cuda' and fits_on(self.device, self.images)
@@ -237,8 +261,7 @@ class PreloadedBatches:
             # uint8 crops live on the GPU: a batch is gathered and augmented there, uncopied
             self.images, self.labels = self.images.to(device), self.labels.to(device)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
-        self.augment, self.jitter, self.ranks = augment, jitter, ranks
-        self.session = session or SessionAugment()
+        self.augmentation, self.ranks = augmentation or Augment(), ranks
         self.generator = torch.Generator()
 
     @property
@@ -255,13 +278,8 @@ class PreloadedBatches:
         mine = slice(self.ranks.rank, None, self.ranks.world)
         for step in range(len(self)):
             index = order[step * self.batch_size:(step + 1) * self.batch_size]
-            if self.augment:
-                turns = torch.randint(8, (len(index),), generator=self.generator)[mine]
-            if self.jitter:
-                draws = torch.rand(2, len(index), generator=self.generator)[:, mine]
-            if self.session:
-                session_u, noise_seed = self.session.draw(len(index), self.generator)
-                session_draws = session_u[:, mine], noise_seed + self.ranks.rank
+            draws = self.augmentation.draw(len(index), self.generator)
+            draws = Augment.share(draws, mine, self.ranks.rank)
             index = index[mine]
             if not len(index):   # a last evaluation batch smaller than the number of ranks
                 continue
@@ -272,19 +290,12 @@ class PreloadedBatches:
                 # too big for the GPU: gathered in host memory, sent as uint8 from pinned pages
                 x = x.pin_memory().to(self.device, non_blocking=True)
                 y = y.pin_memory().to(self.device, non_blocking=True)
-            x = x.float().div_(255)
-            if self.augment:
-                x = flip_turn_batch(x, turns)
-            if self.jitter:
-                x = jitter(x, self.jitter, draws)
-            if self.session:
-                x = self.session.apply(x, session_draws)
-            yield x, y, names
+            yield self.augmentation.apply(x.float().div_(255), draws), y, names
 
 
 def collate(batch):
     """Stack a batch; a gray crop among colour ones is repeated to 3 channels."""
     images, labels, names = zip(*batch)
     channels = max(x.shape[0] for x in images)
-    images = [x.expand(channels, -1, -1) for x in images]
+    images = [with_channels(x, channels) for x in images]
     return torch.stack(images), torch.tensor(labels), list(names)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from fileio import fail
+from errors import fail
 
 
 @dataclass(frozen=True)

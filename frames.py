@@ -26,6 +26,16 @@ class UnreadableImage(Exception):
     """The file is not an image this pipeline can decode; the message says why."""
 
 
+def white(pixels):
+    """The value of white in pixels as read_image gives them: 65535 (16-bit) or 255 (8-bit)."""
+    return 65535 if pixels.dtype.itemsize == 2 else 255
+
+
+def unit_scale(pixels):
+    """Pixels as read_image gives them, as float32 in [0, 1]."""
+    return pixels.astype(np.float32) * np.float32(1 / white(pixels))
+
+
 def is_image_name(name):
     """True for a visible file with an image extension, in any letter case."""
     return not name.startswith('.') and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
@@ -128,8 +138,7 @@ def detect_bar(pixels):
     lowest = height - int(height * MAX_BAR_SHARE)
     bottom = pixels[lowest:]
     gray = bottom.max(axis=2) if bottom.ndim == 3 else bottom
-    full_scale = 65535 if gray.dtype == np.uint16 else 255
-    dark_share = (gray <= DARK_LEVEL * full_scale).mean(axis=1)
+    dark_share = (gray <= DARK_LEVEL * white(pixels)).mean(axis=1)
     top = height
     for row in range(len(dark_share) - 1, -1, -1):
         if dark_share[row] < BAR_ROW:

@@ -23,10 +23,11 @@ from tqdm import tqdm
 
 from config import add_checkpoint_argument, add_config_arguments, open_run, run_of_args
 from dataset import to_tensor
-from fileio import fail, run_main
+from errors import fail, run_main
 from frames import UnreadableImage, read_image
 from plots import gradcam_png
-from utils import load_trained, pick_device
+from checkpoint import load_trained
+from utils import pick_device
 
 
 class GradCAM:
@@ -121,9 +122,9 @@ def main(args):
     if args.per_class < 1:
         fail(f'--per-class {args.per_class}: give 1 or more')
     dataset, version, run_dir = run_of_args(args)
-    cfg, path, state = open_run(args, dataset, version)
+    cfg, path, checkpoint = open_run(args, dataset, version)
     device = pick_device(cfg['device'])
-    model, classes = load_trained(cfg, path, state, device)
+    model, classes = load_trained(cfg, path, checkpoint, device)
     if args.target is not None and args.target not in classes:
         fail(f"--target {args.target}: not a class of this model ({', '.join(classes)})")
     cam = GradCAM(model, cfg['input_size'], args.layer)

@@ -27,6 +27,8 @@ import math
 
 import numpy as np
 
+from frames import unit_scale
+
 MIN_RATIO = 1.0         # band-pass RMS over fine-scale RMS where material shows
 FLOOR = 0.010           # least band-pass RMS (share of full scale; about 2.6 of 255 levels)
 STRONG = 0.03           # band-pass RMS that shows material whatever the fine scale holds
@@ -72,9 +74,8 @@ class MaterialMap:
     resolution; shares() and position_shares() give the share of material pixels in boxes."""
 
     def __init__(self, pixels):
-        full_scale = 65535.0 if pixels.dtype == np.uint16 else 255.0
-        gray = pixels.mean(axis=2, dtype=np.float32) if pixels.ndim == 3 else pixels
-        x = _mean_pool(gray.astype(np.float32) * np.float32(1 / full_scale), 2)
+        x = unit_scale(pixels)
+        x = _mean_pool(x.mean(axis=2) if x.ndim == 3 else x, 2)
         smooth = _box2(x, 1)
         band = smooth - _box2(x, 4)
         fine = x - smooth

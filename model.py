@@ -19,7 +19,8 @@ import torchvision
 from torch import nn
 
 from acquisition import equalize
-from fileio import fail
+from dataset import with_channels
+from errors import fail
 
 INTENSITY_TREATMENTS = ('none', 'equalize', 'standardize')
 UNIFORM_STD = 12 ** -0.5   # standard deviation of equalized grey levels (uniform on [0, 1])
@@ -44,9 +45,7 @@ class SEMClassifier(nn.Module):
         return self.to(memory_format=torch.channels_last)
 
     def forward(self, x):
-        x = self.treat(x.float())
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)   # gray stays 1-channel until here
+        x = with_channels(self.treat(x.float()), 3)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         out = self.net(x)

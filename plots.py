@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from fileio import save_figure_atomic  # noqa: E402
+from atomic import save_figure_atomic  # noqa: E402
 
 
 def learning_curve(history, path):
@@ -54,5 +54,22 @@ def gradcam_png(image, cam, path, title):
     overlay = ax_cam.imshow(cam, cmap='jet', alpha=0.45, vmin=0, vmax=1)
     fig.colorbar(overlay, ax=ax_cam, fraction=0.046, pad=0.04, label='Grad-CAM')
     fig.suptitle(title, fontsize=10)
+    save_figure_atomic(fig, path)
+    plt.close(fig)
+
+
+def image_grid_png(cells, path, columns):
+    """Gray images in a grid, each titled; a cell's heat map (Grad-CAM, or None) is drawn over
+    its image as in gradcam_png. cells: [(image H x W in [0, 1], map or None, title)]."""
+    rows = -(-len(cells) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.3 * columns, 2.7 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis('off')
+    for ax, (image, cam, title) in zip(axes.flat, cells):
+        ax.imshow(image, cmap='gray', vmin=0, vmax=1)
+        if cam is not None:
+            ax.imshow(cam, cmap='jet', alpha=0.45, vmin=0, vmax=1)
+        ax.set_title(title, fontsize=7)
+    fig.tight_layout()
     save_figure_atomic(fig, path)
     plt.close(fig)

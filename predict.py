@@ -41,11 +41,16 @@ from config import add_checkpoint_argument, add_config_arguments, open_run, run_
 from dataset import to_tensor
 from evaluation import add_probabilities, factor_columns, vote_frames
 from familiarity import frame_warnings, grey_statistics, warning_kind
-from fileio import exclusive, fail, run_main, write_csv_atomic
+from atomic import write_csv_atomic
+from errors import fail, run_main
+from locks import exclusive
 from frames import UnreadableImage, cut_bar, is_image_name, read_image
 from material import MaterialMap, shows_material
 from sidecar import acquisition, read_sidecar
-from utils import amp_dtype, autocast, load_trained, pick_device, predict_batch, worker_count
+from checkpoint import load_trained
+from inference import predict_batch
+from loaders import worker_count
+from utils import amp_dtype, autocast, pick_device
 
 
 def get_args_parser():
@@ -138,15 +143,15 @@ def main(args):
         predict_frames(args, *open_run(args, dataset, version), files, out)
 
 
-def predict_frames(args, cfg, path, state, files, out):
+def predict_frames(args, cfg, path, checkpoint, files, out):
     device = pick_device(cfg['device'])
-    model, classes = load_trained(cfg, path, state, device)
-    if 'crop_size' not in state:
+    model, classes = load_trained(cfg, path, checkpoint, device)
+    if checkpoint.crop_size is None:
         fail(f'{path}: does not record the size of its training crops (written by an older '
              'train.py); train again to predict whole frames')
-    tile = state['crop_size']
+    tile = checkpoint.crop_size
     frames = FrameTiles(files, tile, cfg['input_size'], args.bar,
-                        state.get('channels'))
+                        checkpoint.channels)
     loader = DataLoader(frames, batch_size=None, num_workers=worker_count(cfg),
                         pin_memory=device.type == 'cuda')
     amp = amp_dtype(cfg, device)
@@ -186,7 +191,7 @@ def predict_frames(args, cfg, path, state, files, out):
         row['Prediction'] = classes[p.argmax()]
         row['Material'] = bool(shown)
     votes = vote_frames([r['Frame'] for r in tile_rows], probs, material=material)
-    warnings = frame_warnings_of(frames, votes, state)
+    warnings = frame_warnings_of(frames, votes, checkpoint)
     frame_rows = [{'Frame': f, 'Prediction': classes[p.argmax()] if judged else '',
                    'Agreement': round(a, 4) if judged else '', 'Tiles': n,
                    'Material tiles': m, 'Warnings': '; '.join(w)}
@@ -200,10 +205,10 @@ def predict_frames(args, cfg, path, state, files, out):
           f'{out}/tiles.csv')
 
 
-def frame_warnings_of(frames, votes, state):
+def frame_warnings_of(frames, votes, checkpoint):
     """Per frame (in the order of `votes`), its warnings: no verdict, and how it differs from
     the training frames (when the checkpoint records them)."""
-    familiar = state.get('familiar')
+    familiar = checkpoint.familiar
     if familiar is None:
         print('note: this run does not record its training frames (trained before train.py '
               'kept them); acquisition settings and grey levels are not checked')

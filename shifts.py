@@ -37,7 +37,8 @@ from tqdm import tqdm
 import acquisition
 from dataset import collate, resize, unit_range
 from evaluation import class_factors, evaluate_split
-from utils import predict, worker_count
+from inference import predict
+from loaders import worker_count
 
 
 @dataclass(frozen=True)

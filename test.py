@@ -20,7 +20,10 @@ composition and as state. Writes to runs/<dataset>/<version>/:
 - confusion_matrix.csv/.png (crops), and confusion_matrix_{frames,composition,state}.png;
 - with --shifts: the split predicted again under each acquisition shift of shifts.py (other
   grey-level curve, brightness, contrast, gamma, blur, noise, uneven illumination, JPEG), the
-  accuracy of each next to the plain one in results.json ('shifts'), shifts.csv and the summary.
+  accuracy of each next to the plain one in results.json ('shifts'), shifts.csv and the summary;
+- report.md: all of it in one file to read (settings, data, learning curve, scores, confusion
+  matrices, recall, most confused pairs with worst_crops.png, Grad-CAM examples in
+  gradcam_examples.png, shifts, and the dataset's audit when audit.py was run).
 With --split validate everything goes to runs/<dataset>/<version>/validate/ instead.
 """
 import argparse
@@ -34,10 +37,16 @@ from dataset import SEMDataset
 from shifts import evaluate_shifts, shift_summary
 from evaluation import (add_probabilities, evaluate_split, factor_columns, read_crop_sources,
                         vote_frames)
-from fileio import exclusive, fail, reading, run_main, write_csv_atomic, write_json_atomic
+from atomic import write_csv_atomic, write_json_atomic
+from errors import fail, run_main
+from locks import exclusive, reading
 from material import shows_material
 from plots import confusion_matrix_png
-from utils import amp_dtype, load_trained, make_loader, pick_device, predict
+from report import Scored, write_report
+from checkpoint import load_trained
+from inference import predict
+from loaders import make_loader
+from utils import amp_dtype, pick_device
 
 
 def get_args_parser():
@@ -139,17 +148,18 @@ def main(args):
     dataset, version, run_dir = run_of_args(args)
     # not while train.py or another test.py writes there, nor while aug_img replaces the data
     with exclusive(run_dir):
-        cfg, path, state = open_run(args, dataset, version)
+        cfg, path, checkpoint = open_run(args, dataset, version)
         with reading(cfg['data_dir']):
-            score_test_split(cfg, path, state, run_dir, args)
+            score_test_split(cfg, path, checkpoint, run_dir, args)
 
 
-def score_test_split(cfg, path, state, run_dir, args):
+def score_test_split(cfg, path, checkpoint, run_root, args):
+    run_dir = run_root
     if args.split != 'test':   # the test split's outputs stay where they are
-        run_dir = os.path.join(run_dir, args.split)
+        run_dir = os.path.join(run_root, args.split)
     os.makedirs(run_dir, exist_ok=True)
     device = pick_device(cfg['device'])
-    model, classes = load_trained(cfg, path, state, device)
+    model, classes = load_trained(cfg, path, checkpoint, device)
     input_size = cfg['input_size']
     test_set = SEMDataset(cfg['data_dir'], args.split, classes, input_size=input_size)
     loader = make_loader(test_set, cfg, False, device)
@@ -183,6 +193,8 @@ def score_test_split(cfg, path, state, run_dir, args):
                      .rename_axis('true'), os.path.join(run_dir, 'confusion_matrix.csv'),
                      index=True)
     write_figures(run_dir, results, cfg['name'], args.split)
+    write_report(run_dir, run_root, cfg, path, checkpoint, results,
+                 Scored(names, probs, labels, test_set, material), model, device)
     if args.shifts:
         print(f'under acquisition shifts ({args.split} split, accuracy in %):')
         print('\n'.join('  ' + line for line in shift_summary(results['shifts'],

@@ -32,14 +32,18 @@ import familiarity
 from config import add_config_arguments, config_from_args, gen_default
 from dataset import PreloadedBatches, SEMDataset, damaged
 from distributed import Ranks, barrier, broadcast_buffers, sum_over_ranks
-from fileio import (exclusive, fail, reading, run_dir_of, run_main, write_csv_atomic,
-                    write_json_atomic)
+from atomic import write_csv_atomic, write_json_atomic
+from errors import fail, run_main
+from locks import exclusive, reading
+from paths import run_dir_of
 from frames import UnreadableImage, image_size
 from model import build_model
 from plots import learning_curve
-from utils import (amp_dtype, autocast, channel_stats, configure_kernels, load_checkpoint,
-                   loss_fn, make_loader, optimize_fn, pick_device, predict, save_checkpoint,
-                   schedule_fn, seed_epoch, seed_everything, training_split)
+from checkpoint import Checkpoint
+from inference import predict
+from loaders import channel_stats, make_loader, seed_epoch, training_split
+from optimization import loss_fn, optimize_fn, schedule_fn
+from utils import amp_dtype, autocast, configure_kernels, pick_device, seed_everything
 
 
 def get_args_parser():
@@ -154,7 +158,7 @@ def prepare_run(cfg, args):
     if args.resume and args.force:
         fail('--resume and --force contradict each other; give one')
     if args.resume:
-        return run_dir, load_checkpoint(last)
+        return run_dir, Checkpoint.load(last)
     if os.path.exists(last) and not args.force:
         fail(f'{run_dir} already holds a run; add --resume to continue it or --force to start '
              'over (or choose another --version)')
@@ -237,18 +241,18 @@ def train(cfg, args, ranks, device):
         fail(f"{cfg['data_dir']}: {len(train_set)} training / {len(val_set)} validation crops "
              f"are too few for batch_size={cfg['batch_size']} on {ranks.world} processes")
     if resume:
-        check_resumable(resume['config'], cfg)
-        if resume['classes'] != classes:
-            fail(f"--resume: the run was trained on classes {resume['classes']}, "
+        check_resumable(resume.config, cfg)
+        if resume.classes != classes:
+            fail(f"--resume: the run was trained on classes {resume.classes}, "
                  f"{cfg['data_dir']} has {classes}")
         model = build_model(cfg, len(classes), pretrained=False)
-        model.load_state_dict(resume['model'])
+        model.load_state_dict(resume.model)
     else:
         # a per-crop intensity treatment normalises each crop itself: no statistics needed
         per_split = cfg['normalize'] and cfg['intensity'] == 'none'
         mean, std = channel_stats(train_set) if per_split else ((0.0,) * 3, (1.0,) * 3)
         model = build_model(cfg, len(classes), mean, std)
-    start = resume['epoch'] if resume else 0
+    start = resume.epoch if resume else 0
     if start >= cfg['epochs']:
         fail(f"--resume: {run_dir} has already trained {start} of epochs={cfg['epochs']}; "
              f'continue with --set epochs=N (N > {start})')
@@ -258,11 +262,11 @@ def train(cfg, args, ranks, device):
     t = build_training(cfg, model, device, len(train_loader), ranks)
     history, best_acc = [], -1.0
     if resume:
-        t.optimizer.load_state_dict(resume['optimizer'])
-        t.scheduler.load_state_dict(resume['scheduler'])
-        if 'scaler' in resume:
-            t.scaler.load_state_dict(resume['scaler'])
-        history, best_acc = resume['history'], resume['best_val_acc']
+        t.optimizer.load_state_dict(resume.optimizer)
+        t.scheduler.load_state_dict(resume.scheduler)
+        if resume.scaler is not None:
+            t.scaler.load_state_dict(resume.scaler)
+        history, best_acc = resume.history, resume.best_val_acc
     elif ranks.is_main:
         start_fresh(run_dir)
     barrier()   # the run folder is ready before any process goes on
@@ -293,14 +297,14 @@ def train(cfg, args, ranks, device):
         improved = val_acc > best_acc
         best_acc = max(best_acc, val_acc)
         if ranks.is_main:
-            state = dict(model=t.raw.state_dict(), optimizer=t.optimizer.state_dict(),
-                         scheduler=t.scheduler.state_dict(), scaler=t.scaler.state_dict(),
-                         epoch=epoch + 1, best_val_acc=best_acc, history=history,
-                         classes=classes, config=cfg, crop_size=crop_size, channels=channels,
-                         familiar=familiar)
+            checkpoint = Checkpoint(
+                model=t.raw.state_dict(), classes=classes, config=cfg, crop_size=crop_size,
+                channels=channels, familiar=familiar, epoch=epoch + 1, best_val_acc=best_acc,
+                history=history, optimizer=t.optimizer.state_dict(),
+                scheduler=t.scheduler.state_dict(), scaler=t.scaler.state_dict())
             if improved:
-                save_checkpoint(state, os.path.join(run_dir, 'best.pt'))
-            save_checkpoint(state, os.path.join(run_dir, 'last.pt'))
+                checkpoint.save(os.path.join(run_dir, 'best.pt'))
+            checkpoint.save(os.path.join(run_dir, 'last.pt'))
             write_history(history, run_dir)
             tqdm.write(f"epoch {epoch + 1:3d}/{cfg['epochs']}  train loss {train_loss:.4f} "
                        f'acc {100 * train_acc:5.1f}%  val loss {val_loss:.4f} '

@@ -16,10 +16,10 @@ from torch import nn
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import distributed  # noqa: E402
-from dataset import PreloadedBatches  # noqa: E402
+from dataset import Augment, PreloadedBatches  # noqa: E402
 from model import SEMClassifier  # noqa: E402
 from train import build_training, evaluate, train_one_epoch  # noqa: E402
-from utils import seed_epoch  # noqa: E402
+from loaders import seed_epoch  # noqa: E402
 
 CONFIG = {'model': 'conv-relu-linear', 'channels_last': False, 'compile': False,
           'optimizer': 'adamw', 'lr': 3e-3,
@@ -35,7 +35,7 @@ def main(out):
     images = torch.randint(0, 256, (96, 1, 16, 16), generator=data, dtype=torch.uint8)
     labels, names = torch.arange(96) % 3, [f'crop{i}' for i in range(96)]
     train = PreloadedBatches((images, labels, names), 16, shuffle=True, drop_last=True,
-                             augment=True, jitter=0.1, ranks=ranks)
+                             augmentation=Augment(flip_turn=True, jitter=0.1), ranks=ranks)
     # 45 validation crops in batches of 8: the last batch splits 3 + 2 over two ranks
     val = PreloadedBatches((images[:45], labels[:45], names[:45]), 8, shuffle=False,
                            drop_last=False, ranks=ranks)

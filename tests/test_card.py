@@ -1,10 +1,12 @@
 """The project card's three commands, verbatim, on a small synthetic source."""
 import pandas as pd
+import pytest
 
 from conftest import run
 from synthetic_sem import write_source
 
 
+@pytest.mark.slow
 def test_the_cards_commands_work_as_written(tmp_path):
     write_source(str(tmp_path / 'source'), classes=2, frames=6, width=640, height=480, bar=32)
     run('aug_img.py', 'source', 1000, '-p', 224, cwd=tmp_path)   # data/size1000_pixel224

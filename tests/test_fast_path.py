@@ -11,7 +11,8 @@ import torch
 from conftest import ROOT, TINY, cut_example, run, sharing_data
 from model import build_model
 from train import build_training, train_step
-from utils import amp_dtype, autocast, predict_batch
+from inference import predict_batch
+from utils import amp_dtype, autocast
 
 CPU = torch.device('cpu')
 
@@ -94,6 +95,7 @@ def torchrun(script, *args, cwd):
                           cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_two_processes_compute_the_steps_of_one(tmp_path):
     """Without BatchNorm (which normalises each process's share by itself), torchrun's two
     processes make the same updates, augmentation included, and count each crop once."""
@@ -108,6 +110,7 @@ def test_two_processes_compute_the_steps_of_one(tmp_path):
     assert torch.allclose(val_acc * 45, (val_acc * 45).round(), atol=1e-9)   # of 45 crops
 
 
+@pytest.mark.slow
 def test_torchrun_train_py_writes_one_set_of_outputs(dataset, tmp_path):
     run('train.py', *DDP_RUN, cwd=dataset)
     proc = torchrun('train.py', *DDP_RUN, cwd=sharing_data(tmp_path, dataset))

@@ -14,10 +14,11 @@ import pytest
 import torch
 
 from conftest import ROOT, RUNTIME, TINY, assert_clean_error, cut_example, run, sharing_data
-from fileio import UserError, exclusive, reading
+from errors import UserError
+from locks import exclusive, reading
 from synthetic_sem import write_source
 from train import Training, train_one_epoch
-from utils import load_checkpoint
+from checkpoint import Checkpoint
 
 RUN = os.path.join('runs', 'example', 'cpu')
 
@@ -52,6 +53,7 @@ DETERMINISTIC = [*TINY, '--set', 'epochs=2', '--set', 'scheduler=cosine',
                  '--set', 'deterministic=true', '--set', 'augment=true', '--set', 'jitter=0.1']
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_ends_with_the_same_weights(crops, tmp_path):
     run('train.py', *DETERMINISTIC, cwd=crops)
     cwd = sharing_data(tmp_path, crops)
@@ -59,19 +61,20 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(crops, tmp_path):
     wait_for(lambda: epochs_in_history(cwd / RUN) >= 1, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = load_checkpoint(str(cwd / RUN / 'last.pt'))['epoch']
+    killed_at = Checkpoint.load(str(cwd / RUN / 'last.pt')).epoch
     assert killed_at < 2, 'the run finished before it was killed'
     run('train.py', *DETERMINISTIC, '--resume', cwd=cwd)
-    whole = load_checkpoint(str(crops / RUN / 'last.pt'))
-    resumed = load_checkpoint(str(cwd / RUN / 'last.pt'))
-    assert resumed['epoch'] == 2
-    for name, value in whole['model'].items():
-        assert torch.equal(value, resumed['model'][name]), name
-    for a, b in zip(whole['history'], resumed['history']):
+    whole = Checkpoint.load(str(crops / RUN / 'last.pt'))
+    resumed = Checkpoint.load(str(cwd / RUN / 'last.pt'))
+    assert resumed.epoch == 2
+    for name, value in whole.model.items():
+        assert torch.equal(value, resumed.model[name]), name
+    for a, b in zip(whole.history, resumed.history):
         assert (a['train_loss'], a['val_acc']) == (b['train_loss'], b['val_acc'])
     assert not [p for p in (cwd / RUN).iterdir() if '.tmp' in p.name]
 
 
+@pytest.mark.slow
 def test_killed_aug_img_leaves_no_dataset_and_the_next_run_completes(tmp_path):
     write_source(str(tmp_path / 'source'), classes=3, frames=40, width=640, height=480, bar=32)
     proc = start('aug_img.py', 'source', 6000, '-p', 64, '-n', 'big', '--workers', 1,
@@ -87,6 +90,7 @@ def test_killed_aug_img_leaves_no_dataset_and_the_next_run_completes(tmp_path):
     assert sorted(p.name for p in data.iterdir()) == ['.big.lock', '.latest', 'big']   # cleared
 
 
+@pytest.mark.slow
 def test_a_second_run_on_the_same_folder_is_refused(crops, tmp_path):
     cwd = sharing_data(tmp_path, crops)
     proc = start('train.py', *TINY, '--set', 'epochs=200', cwd=cwd)
@@ -161,6 +165,7 @@ def test_full_disk_while_cutting_crops(source, tmp_path):
     assert no_temporaries(tmp_path / 'data')
 
 
+@pytest.mark.slow
 def test_full_disk_while_saving_a_checkpoint(crops, tmp_path):
     cwd = sharing_data(tmp_path, crops)
     proc = limited('train.py', *TINY, cwd=cwd, max_bytes=100_000)   # a checkpoint is ~45 MB

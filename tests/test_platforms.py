@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT, RUNTIME, TINY, write_source
 
 # Run a script as `python script.py ...` would, with the fcntl module missing.
@@ -20,6 +22,7 @@ def run_without_fcntl(script, *args, cwd):
     return proc
 
 
+@pytest.mark.slow
 def test_scripts_run_and_warn_once_without_fcntl(tmp_path):
     proc = subprocess.run([sys.executable, '-c', "import sys; sys.modules['fcntl'] = None; "
                            "import fcntl"], capture_output=True, text=True)

@@ -12,12 +12,14 @@ from torch import nn
 import acquisition
 from config import get_config, open_run
 from conftest import RUNTIME, run
-from dataset import PreloadedBatches, SEMDataset, SessionAugment
+from dataset import Augment, PreloadedBatches, SEMDataset, SessionAugment
 from evaluation import evaluate_split
 from frames import save_crop
 from model import build_model
 from shifts import SHIFTS, evaluate_shifts, remap_targets
-from utils import load_trained, make_loader, predict, save_checkpoint
+from checkpoint import Checkpoint, load_trained
+from inference import predict
+from loaders import make_loader
 
 
 def test_equalized_model_sees_the_same_crop_under_increasing_grey_level_changes():
@@ -89,7 +91,7 @@ def test_preloaded_training_batches_get_the_session_augmentation(tmp_path):
     data = (images, torch.zeros(32, dtype=torch.long), [str(i) for i in range(32)])
     plain = PreloadedBatches(data, 8, shuffle=False, drop_last=False)
     noisy = PreloadedBatches(data, 8, shuffle=False, drop_last=False,
-                             session=SessionAugment(noise=0.2))
+                             augmentation=Augment(session=SessionAugment(noise=0.2)))
     (x, _, _), (y, _, _) = next(iter(plain)), next(iter(noisy))
     assert not torch.equal(x, y) and y.min() >= 0 and y.max() <= 1
 
@@ -102,11 +104,10 @@ def test_checkpoint_decides_the_input_treatment_at_test_time(tmp_path, monkeypat
     model = build_model(cfg, 3, pretrained=False)
     run_dir = tmp_path / 'runs' / 'x' / 'cpu30_legacy'
     run_dir.mkdir(parents=True)
-    save_checkpoint({'model': model.state_dict(), 'classes': ['a', 'b', 'c'], 'config': cfg},
-                    str(run_dir / 'best.pt'))
+    Checkpoint(model.state_dict(), ['a', 'b', 'c'], cfg).save(str(run_dir / 'best.pt'))
     args = argparse.Namespace(dataset='x', version='cpu30_legacy', checkpoint='best', set=[])
-    opened, path, state = open_run(args, 'x', 'cpu30_legacy')
-    loaded, _ = load_trained(opened, path, state, torch.device('cpu'))
+    opened, path, checkpoint = open_run(args, 'x', 'cpu30_legacy')
+    loaded, _ = load_trained(opened, path, checkpoint, torch.device('cpu'))
     assert opened['intensity'] == loaded.intensity == 'equalize'
 
 
@@ -181,6 +182,7 @@ def test_shift_evaluation_passes_a_model_that_reads_the_material(confounded):
         assert row['crops'] >= 0.95 and row['frames'] >= 0.95, (name, row)
 
 
+@pytest.mark.slow
 def test_test_script_reports_shifts_next_to_plain_accuracy(trained):
     proc = run('test.py', *RUNTIME, '--shifts', cwd=trained)
     assert 'under acquisition shifts' in proc.stdout and 'remap' in proc.stdout

@@ -11,9 +11,10 @@ import torchvision
 
 from config import check_values, gen_default
 from conftest import REAL_SEM, RUNTIME, TINY, assert_clean_error, cut_example, run
-from fileio import UserError
+from errors import UserError
 from model import build_model
-from utils import load_checkpoint, pick_device, save_checkpoint
+from checkpoint import Checkpoint
+from utils import pick_device
 
 RUN = os.path.join('runs', 'example', 'cpu')
 
@@ -27,9 +28,9 @@ def test_one_epoch_run_writes_its_outputs(trained):
     for name in ('best.pt', 'last.pt', 'config.json'):
         assert (run_dir / name).stat().st_size > 0
     assert (run_dir / 'learning_curve.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
-    state = load_checkpoint(str(run_dir / 'best.pt'))
-    assert state['classes'] == ['synthA', 'synthB', 'synthC']
-    assert state['config']['model'] == 'resnet18'
+    checkpoint = Checkpoint.load(str(run_dir / 'best.pt'))
+    assert checkpoint.classes == ['synthA', 'synthB', 'synthC']
+    assert checkpoint.config['model'] == 'resnet18'
     assert not [p for p in run_dir.iterdir() if '.tmp' in p.name]
 
 
@@ -71,29 +72,28 @@ def test_checkpoint_round_trip_keeps_weights_and_normalisation(tmp_path):
     cfg = {'model': 'resnet18', 'pretrained': False, 'weights_file': ''}
     torch.manual_seed(0)
     model = build_model(cfg, 3, mean=(0.3, 0.3, 0.3), std=(0.2, 0.2, 0.2)).eval()
-    save_checkpoint({'model': model.state_dict(), 'classes': ['a', 'b', 'c'], 'config': cfg},
-                    str(tmp_path / 'c.pt'))
-    state = load_checkpoint(str(tmp_path / 'c.pt'))
+    Checkpoint(model.state_dict(), ['a', 'b', 'c'], cfg).save(str(tmp_path / 'c.pt'))
+    checkpoint = Checkpoint.load(str(tmp_path / 'c.pt'))
     torch.manual_seed(1)                      # different random init before loading
     again = build_model(cfg, 3).eval()
-    again.load_state_dict(state['model'])
+    again.load_state_dict(checkpoint.model)
     assert again.mean.flatten().tolist() == pytest.approx([0.3] * 3)
     x = torch.rand(4, 1, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(again(x), model(x))
-    assert state['classes'] == ['a', 'b', 'c']
+    assert checkpoint.classes == ['a', 'b', 'c']
 
 
 def test_test_split_predictions_match_the_best_checkpoint(trained):
     """test.py's probabilities are those of best.pt, recomputed here in-process."""
     from dataset import SEMDataset
-    state = load_checkpoint(str(trained / RUN / 'best.pt'))
-    model = build_model(state['config'], 3, pretrained=False)
-    model.load_state_dict(state['model'])
+    checkpoint = Checkpoint.load(str(trained / RUN / 'best.pt'))
+    model = build_model(checkpoint.config, 3, pretrained=False)
+    model.load_state_dict(checkpoint.model)
     model.eval()
     run('test.py', *RUNTIME, cwd=trained)
     table = pd.read_csv(trained / RUN / 'predictions.csv').set_index('Image Name')
-    test_set = SEMDataset(str(trained / 'data' / 'example'), 'test', state['classes'], 32)
+    test_set = SEMDataset(str(trained / 'data' / 'example'), 'test', checkpoint.classes, 32)
     for i in range(0, len(test_set), max(1, len(test_set) // 5)):
         x, _, name = test_set[i]
         with torch.no_grad():
@@ -102,6 +102,7 @@ def test_test_split_predictions_match_the_best_checkpoint(trained):
             pytest.approx(probs, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_resume_continues_and_existing_run_is_protected(trained, tmp_path):
     cwd = tmp_path / 'copy'
     shutil.copytree(trained, cwd)
@@ -115,7 +116,7 @@ def test_resume_continues_and_existing_run_is_protected(trained, tmp_path):
     run('train.py', *TINY, '--set', 'epochs=2', '--resume', cwd=cwd)
     history = pd.read_csv(cwd / RUN / 'history.csv')
     assert list(history['epoch']) == [1, 2]
-    assert load_checkpoint(str(cwd / RUN / 'last.pt'))['epoch'] == 2
+    assert Checkpoint.load(str(cwd / RUN / 'last.pt')).epoch == 2
     run('train.py', *TINY, '--force', cwd=cwd)
     assert list(pd.read_csv(cwd / RUN / 'history.csv')['epoch']) == [1]
 
@@ -135,9 +136,10 @@ def test_unsafe_or_foreign_checkpoints_are_refused(tmp_path):
     torch.save({'weights': torch.zeros(2)}, tmp_path / 'other.pt')
     for name in ('pickled.pt', 'text.pt', 'other.pt'):
         with pytest.raises(UserError, match=name):
-            load_checkpoint(str(tmp_path / name))
+            Checkpoint.load(str(tmp_path / name))
 
 
+@pytest.mark.slow
 def test_a_trained_run_is_used_with_its_own_settings(tmp_path):
     """A run trained with another model and input size than its version's needs no --set in
     test.py, predict.py or gradcam.py; a --set that would change what it is, is refused."""
@@ -206,6 +208,7 @@ def test_local_weights_file_is_used(tmp_path):
 
 
 @pytest.mark.skipif(not os.path.isdir(REAL_SEM), reason='real SEM frames (../shared/sem) absent')
+@pytest.mark.slow
 def test_real_frames_end_to_end(tmp_path):
     source = tmp_path / 'source'
     for cls in ('523', '622', '811_formation'):

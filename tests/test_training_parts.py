@@ -5,11 +5,11 @@ import torch
 
 from config import check_values, gen_default
 from conftest import run
-from dataset import (PreloadedBatches, SEMDataset, dihedral, preload, random_flip_turn_batch,
-                     random_jitter)
-from fileio import UserError
+from dataset import Augment, PreloadedBatches, SEMDataset, dihedral, preload
+from errors import UserError
 from model import build_model
-from utils import make_loader, schedule_fn
+from loaders import make_loader
+from optimization import schedule_fn
 
 
 @pytest.fixture(scope='module')
@@ -35,7 +35,8 @@ def test_preloaded_batches_are_the_crops_read_from_files(crops):
 
 def test_training_batches_shuffle_augment_and_drop_the_last_partial_batch(crops):
     data = preload(SEMDataset(crops, 'train', input_size=32), 0)
-    batches = PreloadedBatches(data, 16, shuffle=True, drop_last=True, augment=True)
+    batches = PreloadedBatches(data, 16, shuffle=True, drop_last=True,
+                               augmentation=Augment(flip_turn=True))
     batches.generator.manual_seed(0)
     first = [names for _, _, names in batches]
     batches.generator.manual_seed(0)
@@ -47,7 +48,8 @@ def test_training_batches_shuffle_augment_and_drop_the_last_partial_batch(crops)
 
 def test_batch_flip_turn_gives_each_image_one_of_its_eight_versions():
     x = torch.rand(64, 1, 8, 8)
-    out = random_flip_turn_batch(x, torch.Generator().manual_seed(1))
+    flip = Augment(flip_turn=True)
+    out = flip.apply(x, flip.draw(len(x), torch.Generator().manual_seed(1)))
     found = set()
     for before, after in zip(x, out):
         matches = [k for k in range(8) if torch.equal(dihedral(before, k), after)]
@@ -58,7 +60,8 @@ def test_batch_flip_turn_gives_each_image_one_of_its_eight_versions():
 
 def test_jitter_changes_brightness_and_contrast_per_image_within_range():
     x = torch.rand(32, 1, 16, 16) * 0.5 + 0.25
-    out = random_jitter(x, 0.2, torch.Generator().manual_seed(0))
+    jitter = Augment(jitter=0.2)
+    out = jitter.apply(x, jitter.draw(len(x), torch.Generator().manual_seed(0)))
     assert out.min() >= 0 and out.max() <= 1
     ratio = out.std(dim=(1, 2, 3)) / x.std(dim=(1, 2, 3))
     assert 0.79 < ratio.min() < ratio.max() < 1.21 and ratio.std() > 0.01

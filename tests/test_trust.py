@@ -115,6 +115,7 @@ def test_real_frames_are_judged_alike_at_another_contrast():
 
 
 @pytest.mark.skipif(not os.path.isdir(REAL_SEM), reason='needs ../shared/sem')
+@pytest.mark.slow
 def test_real_frames_keep_their_verdicts_and_bare_foil_is_flagged():
     tile = 448
     flagged, total = {}, {}

@@ -1,7 +1,7 @@
 """Synthetic SEM-like frames for the demo and the tests. NOT real microscopy.
 
-    python synthetic_sem.py demo_source                 # 3 classes x 12 frames, 640 x 480
-    python synthetic_sem.py demo_source --classes 4 --frames 20 --width 1280 --height 960
+    python tests/synthetic_sem.py demo_source               # 3 classes x 12 frames, 640 x 480
+    python tests/synthetic_sem.py demo_source --classes 4 --frames 20 --width 1280 --height 960
 
 Each frame shows rounded secondary particles (bright rims, as secondary-electron images of NCM
 cathode powder look) on a dark background, with a black data bar of text at the bottom, like the

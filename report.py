@@ -1,0 +1,234 @@
+"""report.md of a scored split: one file to read, with relative links to its figures.
+
+test.py writes it beside its other outputs: the settings and where the data came from, the
+learning curve, the scores (crops, frames, composition, state) with their confusion matrices,
+recall per class, the most confused pairs with a gallery of the worst crops, Grad-CAM of a few
+crops per class, and the results of the shifts (test.py --shifts) and of the shortcut audit
+(audit.py), when those were run. Figures it adds: worst_crops.png, gradcam_examples.png.
+"""
+import datetime
+import json
+import os
+import platform
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from audit import pair_table, summary as audit_summary
+from dataset import to_tensor, unit_range
+from atomic import atomic_path
+from paths import RUNS_ROOT
+from gradcam import GradCAM
+from plots import image_grid_png
+from shifts import shift_summary
+
+WORST = 12        # crops in the gallery of the worst mistakes
+PAIRS = 8         # most confused pairs listed
+CAM_PER_CLASS = 2
+
+
+class Scored(NamedTuple):
+    """A scored split: crop names, class probabilities (N x K), labels, the SEMDataset, and
+    whether each crop shows cathode material (None when the manifest does not say)."""
+    names: list
+    probs: np.ndarray
+    labels: np.ndarray
+    dataset: object
+    material: np.ndarray = None
+
+    def title(self, i):
+        """The end of crop i's file name: what tells it from the crops of other frames."""
+        name = self.names[i].split('/')[-1]
+        return name if len(name) <= 30 else '…' + name[-29:]
+
+# The settings a reader of a paper needs to repeat the run, in this order.
+SETTINGS = ('model', 'pretrained', 'input_size', 'intensity', 'normalize', 'epochs',
+            'batch_size', 'optimizer', 'lr', 'weight_decay', 'scheduler', 'label_smoothing',
+            'augment', 'jitter', 'gamma', 'blur', 'illumination', 'noise', 'amp', 'seed', 'tta')
+# The arguments of aug_img.py that decide what the crops are.
+CUT = ('path', 'size', 'pixel', 'test', 'ratio', 'crops', 'seed', 'bar', 'skip_bare', 'format')
+
+
+def write_report(report_dir, run_dir, cfg, path, checkpoint, results, scored, model, device):
+    """report.md in `report_dir` (where test.py wrote its other outputs) of the run in
+    `run_dir`; `model` on `device` gives the Grad-CAM maps."""
+    classes = results['crops']['classes']
+    lines = [f"# {cfg['name']}: {results['split']} split", '',
+             f"Written by test.py on {datetime.date.today().isoformat()}; "
+             f'{platform.node() or "this machine"}, torch {torch.__version__}, '
+             f'device {device}.', '']
+    lines += provenance(cfg, path, checkpoint, report_dir)
+    lines += figure('Learning curve', os.path.join(run_dir, 'learning_curve.png'), report_dir)
+    lines += scores(results, report_dir)
+    lines += recall_table(results)
+    lines += confused_pairs(results['crops'], report_dir, scored)
+    lines += gradcam_section(report_dir, scored, classes, cfg['input_size'], model, device)
+    lines += shifts_section(results)
+    lines += audit_section(cfg['dataset'])
+    with atomic_path(os.path.join(report_dir, 'report.md')) as tmp:
+        with open(tmp, 'w', encoding='utf-8') as f:
+            f.write('\n'.join(lines) + '\n')
+
+
+def link(path, report_dir):
+    return os.path.relpath(path, report_dir).replace(os.sep, '/')
+
+
+def figure(title, path, report_dir, caption=''):
+    if not os.path.isfile(path):
+        return []
+    return [f'## {title}', '', *([caption, ''] if caption else []),
+            f'![{title}]({link(path, report_dir)})', '']
+
+
+def table(header, rows):
+    return ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header),
+            *('| ' + ' | '.join(str(v) for v in row) + ' |' for row in rows), '']
+
+
+def percent(value):
+    return f'{100 * value:.2f} %'
+
+
+def provenance(cfg, path, checkpoint, report_dir):
+    lines = ['## Settings and data', '']
+    rows = [('dataset', f"`{cfg['data_dir']}`"), ('version', cfg['version']),
+            ('checkpoint', f'`{link(path, report_dir)}`, epoch {checkpoint.epoch} '
+                           f'(validation accuracy {percent(checkpoint.best_val_acc or 0)})')]
+    history = checkpoint.history
+    if history:
+        rows.append(('epochs trained', f"{len(history)} of {cfg['epochs']}, "
+                                       f"{sum(h['seconds'] for h in history) / 60:.1f} min"))
+    rows += [(key, f'`{cfg[key]}`') for key in SETTINGS if key in cfg]
+    lines += table(('setting', 'value'), rows)
+    try:
+        with open(os.path.join(cfg['data_dir'], 'arguments.json'), encoding='utf-8') as f:
+            cut = json.load(f)
+    except (OSError, ValueError):
+        return lines + ['The dataset has no readable arguments.json: how it was cut is unknown.',
+                        '']
+    lines += ['Crops cut by aug_img.py with:', '']
+    lines += table(('argument', 'value'), [(k, f'`{cut[k]}`') for k in CUT if k in cut])
+    per_class = cut.get('crops_per_class')
+    if per_class:
+        lines += ['Crops per class: ' + ', '.join(f'{k} {v}' for k, v in per_class.items())
+                  + '. No source frame gives crops to two splits.', '']
+    return lines
+
+
+LEVELS = (('crops', 'crops', None), ('frames', 'frames (mean of their material crops)', None),
+          ('composition', 'composition (crops)', 'crops'), ('state', 'state (crops)', 'crops'))
+
+
+def level_results(results):
+    """(key, what, scores) of each level results has."""
+    for key, what, inner in LEVELS:
+        if key in results:
+            yield key, what, results[key][inner] if inner else results[key]
+
+
+def scores(results, report_dir):
+    rows = [(what, percent(r['accuracy']), r['n']) for _, what, r in level_results(results)]
+    lines = ['## Scores', ''] + table(('level', 'accuracy', 'n'), rows)
+    bare = results.get('material')
+    if bare:
+        lines += [f"{bare['crops_without_material']} crops without cathode material were left "
+                  f"out of the frame votes; {len(bare['frames_without_verdict'])} frames got no "
+                  'verdict.', '']
+    for key, what, _ in level_results(results):
+        suffix = '' if key == 'crops' else f'_{key}'
+        path = os.path.join(report_dir, f'confusion_matrix{suffix}.png')
+        if os.path.isfile(path):
+            lines += [f'![confusion matrix, {what}]({link(path, report_dir)})', '']
+    return lines
+
+
+def recall_table(results):
+    levels = [(what, r) for key, what, r in level_results(results)
+              if key in ('crops', 'frames')]
+    classes = results['crops']['classes']
+    rows = [(c, *(percent(r['recall'][c]) if c in r['recall'] else '–' for _, r in levels))
+            for c in classes]
+    return ['## Recall per class', ''] + table(('class', *(w for w, _ in levels)), rows)
+
+
+def confused_pairs(crops, report_dir, scored):
+    matrix = np.asarray(crops['confusion'])
+    classes = crops['classes']
+    support = matrix.sum(1)
+    off = [(matrix[i, j], i, j) for i in range(len(classes)) for j in range(len(classes))
+           if i != j and matrix[i, j]]
+    lines = ['## Most confused pairs (crops)', '']
+    if not off:
+        return lines + ['No crop was misclassified.', '']
+    rows = [(classes[i], classes[j], n, percent(n / support[i]))
+            for n, i, j in sorted(off, reverse=True)[:PAIRS]]
+    lines += table(('true', 'predicted', 'crops', 'share of true class'), rows)
+    # The worst mistakes: the misclassified crops given the lowest probability of their class.
+    p_true = scored.probs[np.arange(len(scored.labels)), scored.labels]
+    wrong = np.flatnonzero(scored.probs.argmax(1) != scored.labels)
+    worst = wrong[np.argsort(p_true[wrong])][:WORST]
+    cells = [(crop_image(scored.dataset, i), None,
+              f"{scored.title(i)}\ntrue {classes[scored.labels[i]]} "
+              f'({p_true[i]:.2f})\npred {classes[scored.probs[i].argmax()]} '
+              f'({scored.probs[i].max():.2f})') for i in worst]
+    path = os.path.join(report_dir, 'worst_crops.png')
+    image_grid_png(cells, path, columns=6)
+    return lines + figure('Worst crops', path, report_dir,
+                          f'The {len(worst)} misclassified crops given the lowest probability '
+                          'of their true class.')[2:]
+
+
+def crop_image(dataset, i):
+    """Item i of `dataset` as stored, gray, in [0, 1] (for a figure)."""
+    return unit_range(dataset.pixels(i)).mean(0).numpy()
+
+
+def gradcam_section(report_dir, scored, classes, input_size, model, device):
+    """Grad-CAM of the CAM_PER_CLASS most confident correct crops of each class, among those
+    that show cathode material (a class's most confident crops can be bare foil)."""
+    right = scored.probs.argmax(1) == scored.labels
+    if scored.material is not None:
+        right &= scored.material
+    confidence = scored.probs.max(1)
+    picked = []
+    for c in range(len(classes)):
+        mine = np.flatnonzero(right & (scored.labels == c))
+        picked += mine[np.argsort(-confidence[mine])][:CAM_PER_CLASS].tolist()
+    if not picked:
+        return []
+    cam = GradCAM(model, input_size)
+    cells = []
+    for i in picked:
+        x = to_tensor(scored.dataset.pixels(i), input_size)
+        maps, probs = cam(x.unsqueeze(0).to(device))
+        image = x.mean(0).numpy()
+        cells += [(image, None, f'{classes[scored.labels[i]]}\n{scored.title(i)}'),
+                  (image, maps[0].cpu().numpy(), f'Grad-CAM, p {float(probs[0].max()):.2f}')]
+    path = os.path.join(report_dir, 'gradcam_examples.png')
+    image_grid_png(cells, path, columns=2 * CAM_PER_CLASS)
+    return figure('Grad-CAM', path, report_dir,
+                  f'The {CAM_PER_CLASS} most confident correct crops of each class (of those '
+                  'that show cathode material), and where the evidence for the class lies '
+                  f'(layer {cam.layer_name}; gradcam.py makes more).')
+
+
+def shifts_section(results):
+    lines = ['## Under acquisition shifts', '']
+    if 'shifts' not in results:
+        return lines + ['Not run: `python test.py --shifts` scores the split again under each '
+                        'change of the kind two imaging sessions differ by.', '']
+    return lines + ['```'] + shift_summary(results['shifts'], results['crops']['n']) + ['```', '']
+
+
+def audit_section(dataset):
+    path = os.path.join(RUNS_ROOT, dataset, 'audit.json')
+    lines = ['## Shortcut audit of the dataset', '']
+    try:
+        with open(path, encoding='utf-8') as f:
+            audit = json.load(f)
+    except (OSError, ValueError):
+        return lines + [f'Not run: `python audit.py --dataset {dataset}` tells how well the '
+                        'classes can be told apart without looking at the material.', '']
+    return lines + ['```'] + audit_summary(audit, pair_table(audit)) + ['```', '']

@@ -1,0 +1,63 @@
+"""test.py's report.md: one file that holds a run's results, with working links to its figures."""
+import json
+import os
+import re
+
+import numpy as np
+
+from conftest import RUNTIME, run
+
+RUN = os.path.join('runs', 'example', 'cpu')
+LINK = re.compile(r'!\[[^\]]*\]\(([^)]+)\)')
+
+
+def report_of(folder):
+    text = (folder / 'report.md').read_text(encoding='utf-8')
+    links = LINK.findall(text)
+    for target in links:   # relative, and each a PNG a person can open
+        assert not os.path.isabs(target), target
+        assert (folder / target).read_bytes()[:4] == b'\x89PNG', target
+    return text, links
+
+
+def table_rows(text, heading):
+    """The rows (lists of cells) of the first table under `## heading`."""
+    section = text.split(f'## {heading}\n', 1)[1].split('\n## ', 1)[0]
+    rows = [line.strip('|').split('|') for line in section.splitlines() if line.startswith('|')]
+    return [[cell.strip() for cell in row] for row in rows[2:]]
+
+
+def test_report_holds_the_runs_results_and_links_its_figures(trained):
+    run('audit.py', '--dataset', 'example', '--per-frame', 2, cwd=trained)
+    run('test.py', *RUNTIME, cwd=trained)
+    run_dir = trained / RUN
+    text, links = report_of(run_dir)
+    results = json.loads((run_dir / 'results.json').read_text())
+    for figure in ('learning_curve.png', 'confusion_matrix.png', 'confusion_matrix_frames.png',
+                   'gradcam_examples.png'):
+        assert figure in links
+    # the scores are the results.json ones, and the settings those of the checkpoint
+    scores = {row[0]: row for row in table_rows(text, 'Scores')}
+    assert scores['crops'][1] == f"{100 * results['crops']['accuracy']:.2f} %"
+    assert scores['crops'][2] == str(results['crops']['n'])
+    settings = dict(row[:2] for row in table_rows(text, 'Settings and data'))
+    assert settings['model'] == '`resnet18`' and settings['input_size'] == '`32`'
+    recall = {row[0]: row[1] for row in table_rows(text, 'Recall per class')}
+    assert recall == {c: f'{100 * r:.2f} %' for c, r in results['crops']['recall'].items()}
+    # the most confused pair is the largest count off the confusion matrix's diagonal
+    matrix = np.array(results['crops']['confusion'])
+    np.fill_diagonal(matrix, 0)
+    if matrix.any():
+        i, j = np.unravel_index(matrix.argmax(), matrix.shape)
+        pairs = table_rows(text, 'Most confused pairs (crops)')
+        assert int(pairs[0][2]) == matrix[i, j]
+        assert 'worst_crops.png' in links
+    assert 'shortcut audit of example' in text   # audit.py's summary, once it was run
+    assert 'Not run: `python test.py --shifts`' in text
+
+
+def test_validation_report_links_the_runs_learning_curve(trained):
+    run('test.py', '--split', 'validate', *RUNTIME, cwd=trained)
+    text, links = report_of(trained / RUN / 'validate')
+    assert '../learning_curve.png' in links
+    assert text.startswith('# example_cpu: validate split')
