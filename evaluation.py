@@ -75,7 +75,7 @@ class FrameVotes:
 
     @property
     def has_verdict(self):
-        return ~np.isnan(self.probs[:, 0])
+        return ~np.isnan(self.probs).any(axis=1)
 
     def reason(self, i):
         """Why frame i has no verdict ('' when it has one)."""
@@ -99,8 +99,8 @@ def vote_frames(frames, probs, labels=None, material=None):
     np.add.at(mean, group[material], probs[material])
     mean[verdict] /= shown[verdict, None]
     mean[~verdict] = np.nan
-    verdict_class = np.where(verdict, np.nan_to_num(mean).argmax(1), -1)
-    agrees = (probs.argmax(1) == verdict_class[group]) & material
+    # (a frame without a verdict gets no agreement either: its argmax here is never read)
+    agrees = (probs.argmax(1) == np.nan_to_num(mean).argmax(1)[group]) & material
     agreement = np.full(len(order), np.nan)
     agreement[verdict] = (np.bincount(group, weights=agrees, minlength=len(order))[verdict]
                           / shown[verdict])

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from evaluation import class_factors, evaluate_split, read_crop_sources, vote_frames
+from material import shows_material, tiles_needed
 
 PAPER_CLASSES = ['333', '333_cycled', '333_formation', '523', '523_cycled', '523_formation',
                  '622', '622_cycled', '622_formation', '811', '811_cycled', '811_formation']
@@ -27,6 +28,24 @@ def test_names_that_do_not_factor_get_plain_results(classes):
     results = evaluate_split(probs, np.arange(len(classes)), classes)
     assert 'composition' not in results and 'state' not in results
     assert results['crops']['accuracy'] == 1.0
+
+
+def test_recall_per_class_and_the_confusion_matrix_have_true_classes_as_rows():
+    labels = np.array([0, 0, 1, 1, 1, 2])
+    predicted = np.array([0, 1, 1, 1, 0, 2])
+    results = evaluate_split(np.eye(3)[predicted], labels, ['a', 'b', 'c'])
+    crops = results['crops']
+    assert crops['confusion'] == [[1, 1, 0], [1, 2, 0], [0, 0, 1]]
+    assert crops['recall'] == pytest.approx({'a': 0.5, 'b': 2 / 3, 'c': 1.0})
+    assert crops['accuracy'] == pytest.approx(4 / 6) and crops['n'] == 6
+    assert results['lowest_recall'] == {'class': 'a', 'recall': 0.5}
+
+
+def test_material_rules_of_the_readme():
+    """A crop shows material from 65 % of its area; a frame needs an eighth of its crops
+    (at least one) on material for a verdict."""
+    assert shows_material([0.6, 0.65, 0.9]).tolist() == [False, True, True]
+    assert [tiles_needed(n) for n in (1, 6, 8, 9, 16, 17)] == [1, 1, 1, 2, 2, 3]
 
 
 def test_frame_verdict_is_the_mean_probability_of_its_crops():
