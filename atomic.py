@@ -71,6 +71,12 @@ def atomic_path(path):
             os.remove(tmp)
 
 
+def remove_stale(path):
+    """An output this run does not write must not leave an older run's file behind."""
+    if os.path.exists(path):
+        os.remove(path)
+
+
 def write_csv_atomic(frame, path, index=False):
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=index)

@@ -15,13 +15,12 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from audit import pair_table, summary as audit_summary
+from audit import SEPARATED, pair_table
 from dataset import to_tensor, unit_range
-from atomic import atomic_path
+from atomic import atomic_path, remove_stale
 from paths import RUNS_ROOT
 from gradcam import GradCAM
 from plots import image_grid_png
-from shifts import shift_summary
 
 WORST = 12        # crops in the gallery of the worst mistakes
 PAIRS = 8         # most confused pairs listed
@@ -41,6 +40,7 @@ class Scored(NamedTuple):
         """The end of crop i's file name: what tells it from the crops of other frames."""
         name = self.names[i].split('/')[-1]
         return name if len(name) <= 30 else '…' + name[-29:]
+
 
 # The settings a reader of a paper needs to repeat the run, in this order.
 SETTINGS = ('model', 'pretrained', 'input_size', 'intensity', 'normalize', 'epochs',
@@ -83,6 +83,7 @@ def figure(title, path, report_dir, caption=''):
 
 
 def table(header, rows):
+    """A Markdown table, and the blank line after it."""
     return ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header),
             *('| ' + ' | '.join(str(v) for v in row) + ' |' for row in rows), '']
 
@@ -160,7 +161,9 @@ def confused_pairs(crops, report_dir, scored):
     off = [(matrix[i, j], i, j) for i in range(len(classes)) for j in range(len(classes))
            if i != j and matrix[i, j]]
     lines = ['## Most confused pairs (crops)', '']
+    path = os.path.join(report_dir, 'worst_crops.png')
     if not off:
+        remove_stale(path)
         return lines + ['No crop was misclassified.', '']
     rows = [(classes[i], classes[j], n, percent(n / support[i]))
             for n, i, j in sorted(off, reverse=True)[:PAIRS]]
@@ -173,7 +176,6 @@ def confused_pairs(crops, report_dir, scored):
               f"{scored.title(i)}\ntrue {classes[scored.labels[i]]} "
               f'({p_true[i]:.2f})\npred {classes[scored.probs[i].argmax()]} '
               f'({scored.probs[i].max():.2f})') for i in worst]
-    path = os.path.join(report_dir, 'worst_crops.png')
     image_grid_png(cells, path, columns=6)
     return lines + figure('Worst crops', path, report_dir,
                           f'The {len(worst)} misclassified crops given the lowest probability '
@@ -193,10 +195,12 @@ def gradcam_section(report_dir, scored, classes, input_size, model, device):
         right &= scored.material
     confidence = scored.probs.max(1)
     picked = []
+    path = os.path.join(report_dir, 'gradcam_examples.png')
     for c in range(len(classes)):
         mine = np.flatnonzero(right & (scored.labels == c))
         picked += mine[np.argsort(-confidence[mine])][:CAM_PER_CLASS].tolist()
     if not picked:
+        remove_stale(path)
         return []
     cam = GradCAM(model, input_size)
     cells = []
@@ -206,7 +210,6 @@ def gradcam_section(report_dir, scored, classes, input_size, model, device):
         image = x.mean(0).numpy()
         cells += [(image, None, f'{classes[scored.labels[i]]}\n{scored.title(i)}'),
                   (image, maps[0].cpu().numpy(), f'Grad-CAM, p {float(probs[0].max()):.2f}')]
-    path = os.path.join(report_dir, 'gradcam_examples.png')
     image_grid_png(cells, path, columns=2 * CAM_PER_CLASS)
     return figure('Grad-CAM', path, report_dir,
                   f'The {CAM_PER_CLASS} most confident correct crops of each class (of those '
@@ -219,7 +222,15 @@ def shifts_section(results):
     if 'shifts' not in results:
         return lines + ['Not run: `python test.py --shifts` scores the split again under each '
                         'change of the kind two imaging sessions differ by.', '']
-    return lines + ['```'] + shift_summary(results['shifts'], results['crops']['n']) + ['```', '']
+    shifts = results['shifts']
+    levels = [k for k in ('crops', 'frames', 'composition', 'state') if k in shifts['plain']]
+    shifted = shifts['remap']['n']
+    if shifted != results['crops']['n']:
+        lines += [f"On {shifted} evenly spaced crops of the {results['crops']['n']} "
+                  '(--shift-crops), the plain row included.', '']
+    rows = [(name, *(percent(row[level]) for level in levels), row['description'])
+            for name, row in shifts.items()]
+    return lines + table(('shift', *levels, 'what'), rows)
 
 
 def audit_section(dataset):
@@ -231,4 +242,17 @@ def audit_section(dataset):
     except (OSError, ValueError):
         return lines + [f'Not run: `python audit.py --dataset {dataset}` tells how well the '
                         'classes can be told apart without looking at the material.', '']
-    return lines + ['```'] + audit_summary(audit, pair_table(audit)) + ['```', '']
+    pairs = pair_table(audit)
+    rows = []
+    for source, what in (('grey_levels', 'grey levels alone (crops)'),
+                         ('metadata', 'acquisition metadata alone (frames)')):
+        r = audit[source]
+        rows.append((what, '–', '–', 'not available') if r is None else
+                    (what, percent(r['accuracy']), percent(r['chance']),
+                     f"{int((pairs[source] >= SEPARATED).sum())} of {len(pairs)}"))
+    return lines + [f"{audit['crops']} crops of {audit['frames']} frames, cross-validated by "
+                    'frame.', ''] + table(
+        ('told from', 'right', 'chance', f'class pairs told apart (>= {100 * SEPARATED:.0f} %)'),
+        rows) + ['A flagged pair\'s accuracy proves nothing about the material until it '
+                 'survives the shifts; `audit_pairs.csv` beside `audit.json` lists every pair.',
+                 '']

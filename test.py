@@ -37,7 +37,7 @@ from dataset import SEMDataset
 from shifts import evaluate_shifts, shift_summary
 from evaluation import (add_probabilities, evaluate_split, factor_columns, read_crop_sources,
                         vote_frames)
-from atomic import write_csv_atomic, write_json_atomic
+from atomic import remove_stale, write_csv_atomic, write_json_atomic
 from errors import fail, run_main
 from locks import exclusive, reading
 from material import shows_material
@@ -134,12 +134,6 @@ def write_figures(run_dir, results, name, split):
         else:
             confusion_matrix_png(res['confusion'], res['classes'], path,
                                  title=f"{name}: {100 * res['accuracy']:.2f}% of {res['n']} {what}")
-
-
-def remove_stale(path):
-    """A level that this test run does not score must not leave an older run's file behind."""
-    if os.path.exists(path):
-        os.remove(path)
 
 
 def main(args):

@@ -10,7 +10,8 @@ comparison, an operator, a number, a keyword, ...) and runs the group's tests; a
 test notices "survives". Strings and f-strings are left alone: they are messages. Prints the
 mutation score per group and overall, and writes bench/mutation_results.txt: the score and
 every survivor as one line, with its explanation from bench/mutation_survivors.md (a survivor
-without one is marked UNEXPLAINED, and the exit status is 1).
+without one is marked UNEXPLAINED, and the exit status is 1). Each group keeps its results in
+.mutmut-cache-<group>: --group runs one again, --report only reports.
 
 Why mutmut 2.x and not 3.x: 2.x mutates the files in place, so the tests that run the scripts as
 a user would (python train.py ..., in a subprocess) see the mutant; 3.x activates mutants by
@@ -23,8 +24,10 @@ it; git checkout restores it).
 """
 import argparse
 import ast
+import contextlib
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 
@@ -42,7 +45,8 @@ SCOPE = {
         ['tests/test_evaluation.py']),
     'split': (
         {'aug_img.py': ['crop_counts', 'split_frames', 'plan_tasks', 'share_out', 'reassign']},
-        ['tests/test_aug_img.py::test_frames_never_feed_two_splits',
+        ['tests/test_split.py',
+         'tests/test_aug_img.py::test_frames_never_feed_two_splits',
          'tests/test_aug_img.py::test_crop_counts_follow_t_and_r',
          'tests/test_aug_img.py::test_explicit_crop_counts',
          'tests/test_aug_img.py::test_two_exports_of_one_frame_stay_in_one_split',
@@ -96,7 +100,7 @@ def write_patch(files, path):
     with open(path, 'w', encoding='utf-8') as out:
         for name, functions in files.items():
             numbers, text = lines_of(name, functions)
-            out.write(f'--- a/{name}\n+++ b/{name}\n')
+            out.write(f'diff -u {name} {name}\n--- {name}\n+++ {name}\n')
             runs = []
             for n in numbers:
                 if runs and n == runs[-1][1] + 1:
@@ -113,62 +117,86 @@ def mutmut(*args, capture=False):
                           capture_output=capture)
 
 
+CACHE = os.path.join(ROOT, '.mutmut-cache')
+# mutmut's statuses of a mutant some test noticed: failed; failed, but slowly ("suspicious");
+# ran past 10 times the unmutated time (an endless loop)
+KILLED = ('ok_killed', 'ok_suspicious', 'bad_timeout')
+
+
+@contextlib.contextmanager
+def group_cache(name):
+    """mutmut's cache of one group in place (.mutmut-cache-<group> is kept between runs), so that
+    a group can be run again without losing the results of the others."""
+    kept = f'{CACHE}-{name}'
+    if os.path.exists(kept):
+        os.replace(kept, CACHE)
+    try:
+        yield
+    finally:
+        if os.path.exists(CACHE):
+            os.replace(CACHE, kept)
+
+
 def run_group(name):
     files, tests = SCOPE[name]
     patch = os.path.join(ROOT, f'.mutation-{name}.patch')
     write_patch(files, patch)
+    from mutmut import read_patch_data   # the patch must say what SCOPE says, file by file
+    if read_patch_data(patch) != {f: set(lines_of(f, names)[0]) for f, names in files.items()}:
+        sys.exit(f'{patch}: mutmut reads other lines than SCOPE names')
     runner = f'{sys.executable} -m pytest -x -q -p no:cacheprovider ' + ' '.join(tests)
     try:
-        mutmut('run', '--paths-to-mutate', ','.join(files), '--use-patch-file', patch,
-               '--runner', runner, '--disable-mutation-types', 'string,fstring',
-               '--simple-output', '--no-progress')
+        with group_cache(name):
+            mutmut('run', '--paths-to-mutate', ','.join(files), '--use-patch-file', patch,
+                   '--runner', runner, '--disable-mutation-types', 'string,fstring',
+                   '--simple-output', '--no-progress')
     finally:
         os.remove(patch)
 
 
-def survivors():
-    """[(file:line, the mutant's changed line)] of every surviving mutant in mutmut's cache."""
-    ids = mutmut('result-ids', 'survived', capture=True).stdout.split()
-    found = []
-    for mutant in ids:
-        diff = mutmut('show', mutant, capture=True).stdout.splitlines()
-        where = next((line[4:].strip() for line in diff if line.startswith('--- ')), '?')
-        hunk = next((line for line in diff if line.startswith('@@')), '')
-        line_no = re.search(r'\+(\d+)', hunk)
-        before = [line[1:].strip() for line in diff if line.startswith('-')
-                  and not line.startswith('---')]
-        after = [line[1:].strip() for line in diff if line.startswith('+')
-                 and not line.startswith('+++')]
-        offset = next((i for i, line in enumerate(diff[diff.index(hunk) + 1:])
-                       if line.startswith('-')), 0) if hunk in diff else 0
-        number = int(line_no.group(1)) + offset if line_no else 0
-        found.append((f"{where.removeprefix('a/')}:{number}",
-                      f"{' '.join(before)}  ->  {' '.join(after)}"))
-    return found
+def statuses(name):
+    """{mutant id: (file, status)} of the group's scope (files and lines), from its cache."""
+    scope = {path: set(lines_of(path, functions)[0])
+             for path, functions in SCOPE[name][0].items()}
+    with group_cache(name):
+        if not os.path.exists(CACHE):
+            return {}
+        with contextlib.closing(sqlite3.connect(f'file:{CACHE}?mode=ro', uri=True)) as db:
+            rows = db.execute('SELECT m.id, f.filename, l.line_number, m.status FROM Mutant m '
+                              'JOIN Line l ON m.line = l.id JOIN SourceFile f ON '
+                              'l.sourcefile = f.id').fetchall()
+    return {i: (f, status) for i, f, number, status in rows if number + 1 in scope.get(f, ())}
+
+
+def survivor(name, mutant):
+    """(file:line, 'before  ->  after') of one mutant, from mutmut's diff of it."""
+    with group_cache(name):
+        diff = mutmut('show', str(mutant), capture=True).stdout.splitlines()
+    start = next(i for i, line in enumerate(diff) if line.startswith('@@'))
+    where = diff[0][4:].strip()
+    first = int(re.search(r'\+(\d+)', diff[start]).group(1))
+    body = diff[start + 1:]
+    removed = [i for i, line in enumerate(body) if line.startswith('-')]
+    before = ' '.join(line[1:].strip() for line in body if line.startswith('-'))
+    after = ' '.join(line[1:].strip() for line in body if line.startswith('+'))
+    return f'{where}:{first + removed[0]}', f'{before}  ->  {after}'
+
+
+def squeeze(text):
+    return ' '.join(text.split())
 
 
 def explanations():
-    """{'file:line  before  ->  after': explanation} from bench/mutation_survivors.md rows
-    '| file:line | `before -> after` | explanation |'."""
+    """{(file:line, 'before -> after'): explanation} from the rows of bench/mutation_survivors.md,
+    '| file:line | `before -> after` | explanation |' (spaces do not count)."""
     known = {}
     if os.path.isfile(EXPLAINED):
         with open(EXPLAINED, encoding='utf-8') as f:
             for line in f:
                 cells = [c.strip() for c in line.strip().strip('|').split('|')]
                 if len(cells) == 3 and ':' in cells[0] and '->' in cells[1]:
-                    known[cells[0], cells[1].strip('`')] = cells[2]
+                    known[cells[0], squeeze(cells[1].strip('`'))] = cells[2]
     return known
-
-
-def counts():
-    """(killed, all) mutants in mutmut's cache."""
-    total = 0
-    killed = 0
-    for status in ('killed', 'survived', 'timeout', 'suspicious'):
-        n = len(mutmut('result-ids', status, capture=True).stdout.split())
-        total += n
-        killed += n if status in ('killed', 'timeout') else 0
-    return killed, total
 
 
 def main(args):
@@ -180,21 +208,29 @@ def main(args):
                       'lines)')
             print('  tests: ' + ' '.join(tests))
         return 0
-    if subprocess.run(['git', 'diff', '--quiet', '--', *sorted(
-            {p for files, _ in SCOPE.values() for p in files})], cwd=ROOT).returncode:
-        sys.exit('the scope files have uncommitted changes: commit or stash them first '
-                 '(mutmut writes mutants into them)')
-    for name in args.group or SCOPE:
-        run_group(name)
-    killed, total = counts()
+    if not args.report:
+        scope_files = sorted({p for files, _ in SCOPE.values() for p in files})
+        if subprocess.run(['git', 'diff', '--quiet', '--', *scope_files], cwd=ROOT).returncode:
+            sys.exit('the scope files have uncommitted changes: commit or stash them first '
+                     '(mutmut writes mutants into them)')
+        for name in args.group or SCOPE:
+            run_group(name)
     known = explanations()
-    lines = [f'mutation score: {killed} of {total} mutants killed '
-             f'({100 * killed / max(total, 1):.1f} %); survivors:']
-    unexplained = 0
-    for where, change in survivors():
-        why = known.get((where, change))
-        unexplained += why is None
-        lines.append(f"{where}  {change}  # {why or 'UNEXPLAINED'}")
+    lines, total, killed, unexplained = [], 0, 0, 0
+    for name in SCOPE:
+        found = statuses(name)
+        done = {i: s for i, s in found.items() if s[1] != 'untested'}
+        dead = sum(s[1] in KILLED for s in done.values())
+        total, killed = total + len(done), killed + dead
+        lines.append(f'{name}: {dead} of {len(done)} mutants killed'
+                     + (f' ({len(found) - len(done)} not run)' if len(found) > len(done) else ''))
+        for mutant in sorted(i for i, s in done.items() if s[1] == 'bad_survived'):
+            where, change = survivor(name, mutant)
+            why = known.get((where, squeeze(change)))
+            unexplained += why is None
+            lines.append(f"  {where}  {change}  # {why or 'UNEXPLAINED'}")
+    lines.insert(0, f'mutation score: {killed} of {total} mutants killed '
+                    f'({100 * killed / max(total, 1):.1f} %)')
     with open(RESULTS, 'w', encoding='utf-8') as f:
         f.write('\n'.join(lines) + '\n')
     print('\n'.join(lines))
@@ -206,4 +242,6 @@ if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--group', action='append', choices=list(SCOPE), help='run only this group')
     p.add_argument('--list', action='store_true', help='show the scope and tests, run nothing')
+    p.add_argument('--report', action='store_true',
+                   help='only report from the groups\' kept caches (.mutmut-cache-<group>)')
     sys.exit(main(p.parse_args()))

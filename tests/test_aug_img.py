@@ -161,11 +161,19 @@ def test_two_unreadable_frames_of_one_split_lose_no_crop(source, tmp_path):
     for frame in train_b[:2]:
         path = tmp_path / frame
         path.write_bytes(path.read_bytes()[:400])
+    counts = m.groupby(['class', 'split']).size()
     run('aug_img.py', 'source', 60, '-p', 32, '-n', 'second', cwd=tmp_path)
     m = manifest_of(tmp_path, 'second')
     assert not m['source'].isin(train_b[:2]).any()
-    assert (m.groupby('class').size() == 60).all() and m['file'].is_unique
+    assert m.groupby(['class', 'split']).size().equals(counts)   # their split-mates cut them
+    assert (m.groupby('source')['split'].nunique() == 1).all()  # and no frame feeds two splits
+    assert m['file'].is_unique
     assert len(list((tmp_path / 'data' / 'second').rglob('*.tif'))) == len(m)
+    # the extra crops are new positions of the mates, not copies of their own crops
+    redrawn = m['file'].str.contains('_r1_')
+    own = set(zip(m.loc[~redrawn, 'source'], m.loc[~redrawn, 'x'], m.loc[~redrawn, 'y']))
+    extra = list(zip(m.loc[redrawn, 'source'], m.loc[redrawn, 'x'], m.loc[redrawn, 'y']))
+    assert extra and sum(p in own for p in extra) < len(extra) / 2
 
 
 def test_two_exports_of_one_frame_stay_in_one_split(source, tmp_path):

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from checkpoint import Checkpoint, load_trained
-from conftest import ROOT, TINY, run
+from conftest import ROOT, TINY, run, sharing_data
 from inference import predict_batch
 from synthetic_sem import write_source
 
@@ -132,3 +132,14 @@ def test_each_frame_is_decoded_once_however_many_crops_it_gives(tmp_path):
     assert sorted(decoded) == sorted(set(decoded))    # no frame twice ...
     assert len(decoded) == 12                          # ... and every frame of both classes
     assert len(pd.read_csv(tmp_path / 'data' / 'ds' / 'manifest.csv')) == 600
+
+
+def test_without_normalisation_the_model_sees_the_crops_as_they_are(trap, tmp_path):
+    """normalize=false (the paper's setting): mean 0 and std 1 are stored, and nothing is
+    computed from any split."""
+    cwd, _ = trap
+    mine = sharing_data(tmp_path, cwd)
+    run('train.py', *TRAP_RUN, '--set', 'normalize=false', '--set', 'epochs=1', cwd=mine)
+    weights = Checkpoint.load(str(mine / 'runs' / 'trap' / 'cpu' / 'best.pt')).model
+    assert weights['mean'].flatten().tolist() == [0.0] * 3
+    assert weights['std'].flatten().tolist() == [1.0] * 3

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from evaluation import class_factors, evaluate_split, read_crop_sources, vote_frames
+from evaluation import (class_factors, evaluate_split, factor_columns, read_crop_sources,
+                        vote_frames)
 from material import shows_material, tiles_needed
 
 PAPER_CLASSES = ['333', '333_cycled', '333_formation', '523', '523_cycled', '523_formation',
@@ -54,6 +55,7 @@ def test_frame_verdict_is_the_mean_probability_of_its_crops():
     probs = np.array([[0.1, 0.9], [0.1, 0.9], [0.8, 0.2], [0.8, 0.2], [0.8, 0.2],
                       [0.4, 0.6], [0.9, 0.1]])
     labels = np.array([0, 0, 0, 0, 0, 1, 1])
+    assert vote_frames(frames, probs).labels is None            # predict.py: no labels
     votes = vote_frames(frames, probs, labels)
     assert votes.frames == ['c0/f1', 'c1/f2']
     assert votes.labels.tolist() == [0, 1] and votes.tiles.tolist() == [5, 2]
@@ -96,7 +98,11 @@ def test_crops_without_material_are_scored_but_left_out_of_the_frame_vote():
     results = evaluate_split(probs, labels, ['c0', 'c1'], frames, material)
     assert results['crops']['accuracy'] == pytest.approx(3 / 9)   # every crop is still scored
     assert results['frames']['accuracy'] == 0.5     # f1 right (its foil left out), f2 wrong
-    assert results['material']['crops_without_material'] == 5
+    assert results['material'] == {'crops_without_material': 5, 'frames_without_verdict': []}
+    more = evaluate_split(np.vstack([probs, probs[5:], probs[5:6]]), np.zeros(14, dtype=int),
+                          ['c0', 'c1'], frames + ['c0/f2'] * 5, material + [False] * 5)
+    assert more['material']['frames_without_verdict'] == ['c0/f2']
+    assert more['frames']['n'] == 1                  # only f1 is scored as a frame
     # without the material flags, foil would have turned f1's verdict
     assert evaluate_split(probs, labels, ['c0', 'c1'], frames)['frames']['accuracy'] == 0.0
 
@@ -116,3 +122,12 @@ def test_manifest_maps_each_crop_to_its_frame_and_material(tmp_path):
         'test,811,src/811/a b.jpg,0,0,8,8,0,test/811/a b_jpg_0000_x0_y0.tif\n', encoding='utf-8')
     assert read_crop_sources(str(tmp_path), 'test') == {
         '811/a b_jpg_0000_x0_y0.tif': ('811/a b.jpg', None)}
+
+
+def test_composition_and_state_columns_sum_classes_and_stay_blank_without_a_verdict():
+    classes = ['333', '333_cycled', '811', '811_cycled']
+    probs = np.array([[0.4, 0.0, 0.3, 0.3],      # class 333, but composition 811 (0.6)
+                      [np.nan] * 4])             # a frame without a verdict
+    assert factor_columns(probs, classes) == {'Composition': ['811', ''],
+                                              'State': ['pristine', '']}
+    assert factor_columns(probs, ['a', 'b', 'c', 'd']) == {}
