@@ -19,6 +19,7 @@ from PIL import Image
 from checkpoint import Checkpoint, load_trained
 from conftest import ROOT, TINY, run, sharing_data
 from inference import predict_batch
+from model import SEMClassifier
 from synthetic_sem import write_source
 
 TRAP_RUN = ['--dataset', 'trap', *TINY, '--set', 'model=semnet', '--set', 'epochs=6',
@@ -143,3 +144,21 @@ def test_without_normalisation_the_model_sees_the_crops_as_they_are(trap, tmp_pa
     weights = Checkpoint.load(str(mine / 'runs' / 'trap' / 'cpu' / 'best.pt')).model
     assert weights['mean'].flatten().tolist() == [0.0] * 3
     assert weights['std'].flatten().tolist() == [1.0] * 3
+
+
+def test_input_treatments_normalise_as_the_readme_says():
+    """none: (x - mean) / std with the stored training statistics, per channel; standardize:
+    each crop to mean 0, std 1; equalize: each crop's grey levels by their rank (mean 0 and
+    std 1 too; test_shifts.py checks it ignores changes of the grey-level curve)."""
+    torch.manual_seed(0)
+    gray = torch.rand(2, 1, 16, 16) * 0.5 + 0.2
+    colour = torch.rand(2, 3, 16, 16)
+    stored = SEMClassifier(torch.nn.Identity(), mean=(0.3, 0.4, 0.5), std=(0.2, 0.1, 0.4))
+    torch.testing.assert_close(stored.treat(gray), (gray - 0.3) / 0.2)
+    torch.testing.assert_close(
+        stored.treat(colour), (colour - torch.tensor([0.3, 0.4, 0.5]).view(1, 3, 1, 1))
+        / torch.tensor([0.2, 0.1, 0.4]).view(1, 3, 1, 1))
+    for intensity in ('standardize', 'equalize'):
+        out = SEMClassifier(torch.nn.Identity(), intensity=intensity).treat(gray)
+        assert out.mean(dim=(1, 2, 3)).abs().max() < 1e-4
+        assert (out.std(dim=(1, 2, 3)) - 1).abs().max() < 0.02

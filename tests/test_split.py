@@ -24,6 +24,8 @@ def args_of(size=100, test=10, ratio=20, crops=None, pixel=32):
     (20, 15, 25, (13, 4, 3)),      # 3 test frames; 25 % of the other 17 is 4.25
     (60, 10, 20, (43, 11, 6)),     # the real data's largest class: 20 % of 54 is 10.8
     (10, 50, 50, (3, 2, 5)),       # 50 % of the other 5 is 2.5: rounded to even
+    (15, 10, 20, (10, 3, 2)),      # 1.5 test frames: rounded to even
+    (12, 10, 50, (5, 6, 1)),       # 50 % of the other 11 is 5.5: rounded to even
 ])
 def test_frames_split_by_t_then_r_of_the_rest(frames, test, ratio, sizes):
     files = [f'c/frame_{i:03d}.tif' for i in range(frames)]
