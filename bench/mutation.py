@@ -56,18 +56,22 @@ SCOPE = {
     'training': (
         {'train.py': ['check_resumable', 're:improved = |best_acc = max|per_split = |'
                                          'channel_stats\\(train_set\\)|'
-                                         'resume.classes != classes|start >= cfg'],
-         'loaders.py': ['channel_stats'],
-         'model.py': ['SEMClassifier.treat']},
-        ['tests/test_claims.py::test_input_treatments_normalise_as_the_readme_says',
-         'tests/test_shifts.py::'
-         'test_equalized_model_sees_the_same_crop_under_increasing_grey_level_changes',
-         'tests/test_claims.py::test_best_checkpoint_is_the_validation_peak_not_the_training_peak',
+                                         'resume.classes != classes|start >= cfg']},
+        ['tests/test_claims.py::test_best_checkpoint_is_the_validation_peak_not_the_training_peak',
          'tests/test_claims.py::test_normalisation_comes_from_the_training_split_only',
          'tests/test_claims.py::test_test_split_is_scored_with_the_training_normalisation',
          'tests/test_claims.py::test_without_normalisation_the_model_sees_the_crops_as_they_are',
          'tests/test_train_test.py::test_checkpoint_round_trip_keeps_weights_and_normalisation',
          'tests/test_train_test.py::test_resume_continues_and_existing_run_is_protected']),
+    'normalisation': (
+        {'loaders.py': ['channel_stats'],
+         'model.py': ['SEMClassifier.treat']},
+        ['tests/test_claims.py::test_channel_statistics_are_those_of_the_training_crops',
+         'tests/test_claims.py::test_input_treatments_normalise_as_the_readme_says',
+         'tests/test_shifts.py::'
+         'test_equalized_model_sees_the_same_crop_under_increasing_grey_level_changes',
+         'tests/test_train_test.py::test_checkpoint_round_trip_keeps_weights_and_normalisation',
+         'tests/test_claims.py::test_normalisation_comes_from_the_training_split_only']),
 }
 
 

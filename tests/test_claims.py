@@ -19,6 +19,8 @@ from PIL import Image
 from checkpoint import Checkpoint, load_trained
 from conftest import ROOT, TINY, run, sharing_data
 from inference import predict_batch
+from dataset import SEMDataset
+from loaders import channel_stats
 from model import SEMClassifier
 from synthetic_sem import write_source
 
@@ -162,3 +164,22 @@ def test_input_treatments_normalise_as_the_readme_says():
         out = SEMClassifier(torch.nn.Identity(), intensity=intensity).treat(gray)
         assert out.mean(dim=(1, 2, 3)).abs().max() < 1e-4
         assert (out.std(dim=(1, 2, 3)) - 1).abs().max() < 0.02
+
+
+def test_channel_statistics_are_those_of_the_training_crops(tmp_path):
+    """Mean and std over every pixel of every crop (the first `limit` evenly spaced crops when
+    there are more), without the training augmentation."""
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 256, (8, 8), dtype=np.uint8) for _ in range(6)]
+    for i, pixels in enumerate(crops):
+        folder = tmp_path / 'train' / ('a' if i < 3 else 'b')
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(folder / f'{i}.png')
+    split = SEMDataset(str(tmp_path), 'train', input_size=8, augment=True, jitter=0.3)
+    every = np.stack(crops) / 255.0
+    mean, std = channel_stats(split)
+    assert mean == pytest.approx([every.mean()] * 3, abs=1e-6)
+    assert std == pytest.approx([every.std()] * 3, abs=1e-6)
+    mean, std = channel_stats(split, limit=3)                      # crops 0, 2, 4
+    assert mean == pytest.approx([every[::2].mean()] * 3, abs=1e-6)
+    assert std == pytest.approx([every[::2].std()] * 3, abs=1e-6)
