@@ -1,7 +1,7 @@
 """Mutation run over the code that decides what the results mean: does a test fail when it breaks?
 
     pip install -r bench/requirements-mutation.txt     # mutmut 2.5.1: development only
-    python bench/mutation.py                           # every group (about an hour, 2 CPU cores)
+    python bench/mutation.py                           # every group (about an hour on 2 cores)
     python bench/mutation.py --group evaluation        # one group
     python bench/mutation.py --list                    # the scope and the tests of each group
 
