@@ -21,6 +21,7 @@ from atomic import atomic_path, remove_stale
 from paths import RUNS_ROOT
 from gradcam import GradCAM
 from plots import image_grid_png
+from shifts import scored_levels
 
 WORST = 12        # crops in the gallery of the worst mistakes
 PAIRS = 8         # most confused pairs listed
@@ -223,7 +224,7 @@ def shifts_section(results):
         return lines + ['Not run: `python test.py --shifts` scores the split again under each '
                         'change of the kind two imaging sessions differ by.', '']
     shifts = results['shifts']
-    levels = [k for k in ('crops', 'frames', 'composition', 'state') if k in shifts['plain']]
+    levels = scored_levels(shifts)
     shifted = shifts['remap']['n']
     if shifted != results['crops']['n']:
         lines += [f"On {shifted} evenly spaced crops of the {results['crops']['n']} "

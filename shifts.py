@@ -223,10 +223,15 @@ def evaluate_shifts(model, split, reference, frames, material, cfg, device, amp,
     return table
 
 
+def scored_levels(table):
+    """The levels (crops, frames, composition, state) that evaluate_shifts() scored."""
+    return [k for k in ('crops', 'frames', 'composition', 'state') if k in table['plain']]
+
+
 def shift_summary(table, total):
     """The table as aligned text lines: one row per shift, accuracy in % per level; `total`:
     the number of crops of the split."""
-    levels = [k for k in ('crops', 'frames', 'composition', 'state') if k in table['plain']]
+    levels = scored_levels(table)
     shifted = table['remap']['n']
     note = [] if shifted == total else [
         f'on {shifted} evenly spaced crops of the {total} (--shift-crops), plain ones included']
