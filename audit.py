@@ -28,13 +28,13 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 from tqdm import tqdm
 
-from atomic import write_csv_atomic, write_json_atomic
-from errors import fail, run_main
-from locks import reading
-from paths import DATA_ROOT, RUNS_ROOT
-from frames import UnreadableImage, read_image, unit_scale
-from manifest import read_manifest
-from sidecar import acquisition_numbers, read_sidecar
+from semcnn.files.atomic import write_csv_atomic, write_json_atomic
+from semcnn.files.errors import fail, run_main
+from semcnn.files.frames import UnreadableImage, read_image, unit_scale
+from semcnn.files.locks import reading
+from semcnn.files.manifest import read_manifest
+from semcnn.files.paths import DATA_ROOT, RUNS_ROOT
+from semcnn.files.sidecar import acquisition_numbers, read_sidecar
 
 SEPARATED = 0.99   # a pair told apart this well without the material is flagged
 PERCENTILES = (1, 5, 10, 25, 50, 75, 90, 95, 99)

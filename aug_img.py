@@ -33,14 +33,16 @@ from collections import Counter
 import numpy as np
 from tqdm import tqdm
 
-from frames import UnreadableImage, cut_bar, image_size, is_image_name, read_image, save_crop
-from atomic import atomic_path, make_public, write_failed, write_json_atomic, write_rows_atomic
-from errors import fail, run_main
-from locks import exclusive
-from paths import DATA_ROOT, LATEST_DATASET, is_dataset_name
-from manifest import MANIFEST_COLUMNS
-from material import MIN_SHARE, MaterialMap, shows_material
-from sidecar import ACQUISITION_COLUMNS, acquisition, read_sidecar
+from semcnn.data.material import MIN_SHARE, MaterialMap, shows_material
+from semcnn.files.atomic import (atomic_path, make_public, write_failed, write_json_atomic,
+                                 write_rows_atomic)
+from semcnn.files.errors import fail, run_main
+from semcnn.files.frames import (UnreadableImage, cut_bar, image_size, is_image_name, read_image,
+                                 save_crop)
+from semcnn.files.locks import exclusive
+from semcnn.files.manifest import MANIFEST_COLUMNS
+from semcnn.files.paths import DATA_ROOT, LATEST_DATASET, is_dataset_name
+from semcnn.files.sidecar import ACQUISITION_COLUMNS, acquisition, read_sidecar
 
 SPLITS = ('train', 'validate', 'test')
 MATERIAL = MANIFEST_COLUMNS.index('material')

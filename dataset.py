@@ -18,11 +18,11 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-import acquisition
-from distributed import Ranks
-from errors import fail
-from paths import DATA_ROOT, datasets_here
-from frames import UnreadableImage, is_image_name, read_image, unit_scale
+from semcnn.data import acquisition
+from semcnn.files.errors import fail
+from semcnn.files.frames import UnreadableImage, is_image_name, read_image, unit_scale
+from semcnn.files.paths import DATA_ROOT, datasets_here
+from semcnn.training.distributed import Ranks
 
 
 class SEMDataset(Dataset):

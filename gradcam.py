@@ -23,11 +23,11 @@ from tqdm import tqdm
 
 from config import add_checkpoint_argument, add_config_arguments, open_run, run_of_args
 from dataset import to_tensor
-from errors import fail, run_main
-from frames import UnreadableImage, read_image
-from plots import gradcam_png
-from checkpoint import load_trained
-from utils import pick_device
+from semcnn.evaluation.plots import gradcam_png
+from semcnn.files.errors import fail, run_main
+from semcnn.files.frames import UnreadableImage, read_image
+from semcnn.training.checkpoint import load_trained
+from semcnn.training.device import pick_device
 
 
 class GradCAM:

@@ -39,18 +39,18 @@ from tqdm import tqdm
 
 from config import add_checkpoint_argument, add_config_arguments, open_run, run_of_args
 from dataset import to_tensor
-from evaluation import add_probabilities, factor_columns, vote_frames
-from familiarity import frame_warnings, grey_statistics, warning_kind
-from atomic import write_csv_atomic
-from errors import fail, run_main
-from locks import exclusive
-from frames import UnreadableImage, cut_bar, is_image_name, read_image
-from material import MaterialMap, shows_material
-from sidecar import acquisition, read_sidecar
-from checkpoint import load_trained
-from inference import predict_batch
-from loaders import worker_count
-from utils import amp_dtype, autocast, pick_device
+from semcnn.data.loaders import worker_count
+from semcnn.data.material import MaterialMap, shows_material
+from semcnn.evaluation.familiarity import frame_warnings, grey_statistics, warning_kind
+from semcnn.evaluation.scores import add_probabilities, factor_columns, vote_frames
+from semcnn.files.atomic import write_csv_atomic
+from semcnn.files.errors import fail, run_main
+from semcnn.files.frames import UnreadableImage, cut_bar, is_image_name, read_image
+from semcnn.files.locks import exclusive
+from semcnn.files.sidecar import acquisition, read_sidecar
+from semcnn.training.checkpoint import load_trained
+from semcnn.training.device import amp_dtype, autocast, pick_device
+from semcnn.training.inference import predict_batch
 
 
 def get_args_parser():

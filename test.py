@@ -34,19 +34,19 @@ from sklearn.metrics import classification_report
 
 from config import add_checkpoint_argument, add_config_arguments, open_run, run_of_args
 from dataset import SEMDataset
-from shifts import evaluate_shifts, shift_summary
-from evaluation import (add_probabilities, evaluate_split, factor_columns, read_crop_sources,
-                        vote_frames)
-from atomic import remove_stale, write_csv_atomic, write_json_atomic
-from errors import fail, run_main
-from locks import exclusive, reading
-from material import shows_material
-from plots import confusion_matrix_png
-from report import Scored, write_report
-from checkpoint import load_trained
-from inference import predict
-from loaders import make_loader
-from utils import amp_dtype, pick_device
+from semcnn.data.loaders import make_loader
+from semcnn.data.material import shows_material
+from semcnn.evaluation.plots import confusion_matrix_png
+from semcnn.evaluation.report import Scored, write_report
+from semcnn.evaluation.scores import (add_probabilities, evaluate_split, factor_columns,
+                                      read_crop_sources, vote_frames)
+from semcnn.evaluation.shifts import evaluate_shifts, shift_summary
+from semcnn.files.atomic import remove_stale, write_csv_atomic, write_json_atomic
+from semcnn.files.errors import fail, run_main
+from semcnn.files.locks import exclusive, reading
+from semcnn.training.checkpoint import load_trained
+from semcnn.training.device import amp_dtype, pick_device
+from semcnn.training.inference import predict
 
 
 def get_args_parser():

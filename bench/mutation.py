@@ -38,10 +38,10 @@ EXPLAINED = os.path.join(ROOT, 'bench', 'mutation_survivors.md')
 # group: ({file: [function or Class.method names, or 're:' + a pattern of single lines]}, tests)
 SCOPE = {
     'evaluation': (
-        {'evaluation.py': ['class_factors', 'factor_probabilities', 'score',
-                           'read_crop_sources', 'FrameVotes.has_verdict', 'vote_frames',
-                           'evaluate_split', 'factor_columns'],
-         'material.py': ['shows_material', 'tiles_needed']},
+        {'semcnn/evaluation/scores.py': ['class_factors', 'factor_probabilities', 'score',
+                                         'read_crop_sources', 'FrameVotes.has_verdict',
+                                         'vote_frames', 'evaluate_split', 'factor_columns'],
+         'semcnn/data/material.py': ['shows_material', 'tiles_needed']},
         ['tests/test_evaluation.py']),
     'split': (
         {'aug_img.py': ['crop_counts', 'split_frames', 'plan_tasks', 'share_out', 'reassign']},
@@ -64,8 +64,8 @@ SCOPE = {
          'tests/test_train_test.py::test_checkpoint_round_trip_keeps_weights_and_normalisation',
          'tests/test_train_test.py::test_resume_continues_and_existing_run_is_protected']),
     'normalisation': (
-        {'loaders.py': ['channel_stats'],
-         'model.py': ['SEMClassifier.treat']},
+        {'semcnn/data/loaders.py': ['channel_stats'],
+         'semcnn/training/model.py': ['SEMClassifier.treat']},
         ['tests/test_claims.py::test_channel_statistics_are_those_of_the_training_crops',
          'tests/test_claims.py::test_input_treatments_normalise_as_the_readme_says',
          'tests/test_shifts.py::'

@@ -29,7 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from config import RUNTIME_KEYS, get_config  # noqa: E402
-from atomic import write_csv_atomic, write_json_atomic  # noqa: E402
+from semcnn.files.atomic import write_csv_atomic, write_json_atomic  # noqa: E402
 
 CROPS = '1280,320,320'
 

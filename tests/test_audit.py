@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from conftest import REAL_SEM, run
-from sidecar import acquisition_numbers, read_sidecar
+from semcnn.files.sidecar import acquisition_numbers, read_sidecar
 from synthetic_sem import CLASS_STYLES, make_frame
 
 SIDECAR = """[Image Info]

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import assert_clean_error, run
-from frames import read_image
+from semcnn.files.frames import read_image
 
 
 def manifest_of(cwd, name):

@@ -16,12 +16,12 @@ import pytest
 import torch
 from PIL import Image
 
-from checkpoint import Checkpoint, load_trained
+from semcnn.training.checkpoint import Checkpoint, load_trained
 from conftest import ROOT, TINY, run, sharing_data
-from inference import predict_batch
+from semcnn.training.inference import predict_batch
 from dataset import SEMDataset
-from loaders import channel_stats
-from model import SEMClassifier
+from semcnn.data.loaders import channel_stats
+from semcnn.training.model import SEMClassifier
 from synthetic_sem import write_source
 
 TRAP_RUN = ['--dataset', 'trap', *TINY, '--set', 'model=semnet', '--set', 'epochs=6',
@@ -111,7 +111,7 @@ def test_t_and_r_split_frames_as_they_split_crops(tmp_path):
 
 COUNT_DECODES = """
 import os, runpy, sys
-import frames
+from semcnn.files import frames
 log, read = os.environ['DECODE_LOG'], frames.read_image
 def counted(path, *args, **kwargs):
     with open(log, 'a', encoding='utf-8') as f:

@@ -5,7 +5,7 @@ import pytest
 
 import config
 from config import add_config_arguments, apply_overrides, config_from_args, get_config
-from errors import UserError
+from semcnn.files.errors import UserError
 
 
 def test_paper_version_is_the_original_recipe():

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from evaluation import (class_factors, evaluate_split, factor_columns, read_crop_sources,
-                        vote_frames)
-from material import shows_material, tiles_needed
+from semcnn.data.material import shows_material, tiles_needed
+from semcnn.evaluation.scores import (class_factors, evaluate_split, factor_columns,
+                                      read_crop_sources, vote_frames)
 
 PAPER_CLASSES = ['333', '333_cycled', '333_formation', '523', '523_cycled', '523_formation',
                  '622', '622_cycled', '622_formation', '811', '811_cycled', '811_formation']

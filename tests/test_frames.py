@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from conftest import REAL_SEM
-from frames import detect_bar, read_image, save_crop
+from semcnn.files.frames import detect_bar, read_image, save_crop
 from synthetic_sem import CLASS_STYLES, make_frame
 
 

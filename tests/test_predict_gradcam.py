@@ -10,7 +10,7 @@ from PIL import Image
 
 from conftest import RUNTIME, TINY, assert_clean_error, run
 from gradcam import GradCAM
-from model import build_model
+from semcnn.training.model import build_model
 from synthetic_sem import write_source
 
 RUN = os.path.join('runs', 'example', 'cpu')

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import aug_img
 from config import apply_overrides, check_values, gen_default
-from errors import UserError
+from semcnn.files.errors import UserError
 
 DEFAULT = {**gen_default('example'), 'name': 'example_default'}
 KEYS = sorted(k for k in DEFAULT if k != 'name')

@@ -9,17 +9,17 @@ import pytest
 import torch
 from torch import nn
 
-import acquisition
+from semcnn.data import acquisition
 from config import get_config, open_run
 from conftest import RUNTIME, run
 from dataset import Augment, PreloadedBatches, SEMDataset, SessionAugment
-from evaluation import evaluate_split
-from frames import save_crop
-from model import build_model
-from shifts import SHIFTS, evaluate_shifts, remap_targets
-from checkpoint import Checkpoint, load_trained
-from inference import predict
-from loaders import make_loader
+from semcnn.data.loaders import make_loader
+from semcnn.evaluation.scores import evaluate_split
+from semcnn.evaluation.shifts import SHIFTS, evaluate_shifts, remap_targets
+from semcnn.files.frames import save_crop
+from semcnn.training.checkpoint import Checkpoint, load_trained
+from semcnn.training.inference import predict
+from semcnn.training.model import build_model
 
 
 def test_equalized_model_sees_the_same_crop_under_increasing_grey_level_changes():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import aug_img
-from errors import UserError
+from semcnn.files.errors import UserError
 
 
 def args_of(size=100, test=10, ratio=20, crops=None, pixel=32):

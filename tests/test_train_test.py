@@ -11,10 +11,10 @@ import torchvision
 
 from config import check_values, gen_default
 from conftest import REAL_SEM, RUNTIME, TINY, assert_clean_error, cut_example, run
-from errors import UserError
-from model import build_model
-from checkpoint import Checkpoint
-from utils import pick_device
+from semcnn.files.errors import UserError
+from semcnn.training.checkpoint import Checkpoint
+from semcnn.training.device import pick_device
+from semcnn.training.model import build_model
 
 RUN = os.path.join('runs', 'example', 'cpu')
 

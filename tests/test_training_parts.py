@@ -6,9 +6,9 @@ import torch
 from config import check_values, gen_default
 from conftest import run
 from dataset import Augment, PreloadedBatches, SEMDataset, dihedral, preload
-from errors import UserError
-from model import build_model
-from loaders import make_loader
+from semcnn.data.loaders import make_loader
+from semcnn.files.errors import UserError
+from semcnn.training.model import build_model
 from optimization import schedule_fn
 
 

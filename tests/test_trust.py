@@ -10,11 +10,11 @@ import torch
 from PIL import Image
 
 from conftest import REAL_SEM, RUNTIME, TINY, run
-from familiarity import frame_warnings
-from frames import cut_bar, read_image
-from material import MIN_SHARE, MaterialMap, shows_material, tiles_needed
+from semcnn.data.material import MIN_SHARE, MaterialMap, shows_material, tiles_needed
+from semcnn.evaluation.familiarity import frame_warnings
+from semcnn.files.frames import cut_bar, read_image
 from predict import tile_starts
-from sidecar import acquisition, read_sidecar
+from semcnn.files.sidecar import acquisition, read_sidecar
 from synthetic_sem import CLASS_STYLES, make_frame, write_source
 
 # the real instrument's format (SNE-4500M Plus), cut short; the date holds Korean for 'PM'

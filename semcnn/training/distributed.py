@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from errors import fail
+from semcnn.files.errors import fail
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ try:
 except ImportError:   # Windows: no advisory locks; each script warns once and goes on
     fcntl = None
 
-from atomic import TEMPORARY, write_failed
-from errors import fail
+from semcnn.files.atomic import TEMPORARY, write_failed
+from semcnn.files.errors import fail
 
 
 @contextlib.contextmanager

@@ -17,11 +17,11 @@ import torch
 
 from audit import SEPARATED, pair_table
 from dataset import to_tensor, unit_range
-from atomic import atomic_path, remove_stale
-from paths import RUNS_ROOT
+from semcnn.files.atomic import atomic_path, remove_stale
+from semcnn.files.paths import RUNS_ROOT
 from gradcam import GradCAM
-from plots import image_grid_png
-from shifts import scored_levels
+from semcnn.evaluation.plots import image_grid_png
+from semcnn.evaluation.shifts import scored_levels
 
 WORST = 12        # crops in the gallery of the worst mistakes
 PAIRS = 8         # most confused pairs listed

@@ -5,7 +5,7 @@ import random
 import numpy as np
 import torch
 
-from errors import fail
+from semcnn.files.errors import fail
 
 
 def amp_dtype(config, device):

@@ -9,9 +9,9 @@ import os
 
 import torch
 
-from atomic import atomic_path, write_failed
-from errors import fail
-from model import build_model
+from semcnn.files.atomic import atomic_path, write_failed
+from semcnn.files.errors import fail
+from semcnn.training.model import build_model
 
 
 @dataclasses.dataclass

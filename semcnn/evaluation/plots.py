@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from atomic import save_figure_atomic  # noqa: E402
+from semcnn.files.atomic import save_figure_atomic  # noqa: E402
 
 
 def learning_curve(history, path):

@@ -18,9 +18,9 @@ import torch
 import torchvision
 from torch import nn
 
-from acquisition import equalize
+from semcnn.data.acquisition import equalize
 from dataset import with_channels
-from errors import fail
+from semcnn.files.errors import fail
 
 INTENSITY_TREATMENTS = ('none', 'equalize', 'standardize')
 UNIFORM_STD = 12 ** -0.5   # standard deviation of equalized grey levels (uniform on [0, 1])

@@ -34,11 +34,11 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-import acquisition
+from semcnn.data import acquisition
 from dataset import collate, resize, unit_range
-from evaluation import class_factors, evaluate_split
-from inference import predict
-from loaders import worker_count
+from semcnn.data.loaders import worker_count
+from semcnn.evaluation.scores import class_factors, evaluate_split
+from semcnn.training.inference import predict
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ Datasets cut by an older aug_img.py lack the last columns; readers take what is 
 import csv
 import os
 
-from sidecar import ACQUISITION_COLUMNS
+from semcnn.files.sidecar import ACQUISITION_COLUMNS
 
 MANIFEST_COLUMNS = (['split', 'class', 'source', 'x', 'y', 'width', 'height', 'bar', 'file',
                      'material'] + ACQUISITION_COLUMNS)

@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from dataset import SESSION_KEYS, PreloadedBatches, SEMDataset, collate, preload, with_channels
-from distributed import Ranks
+from semcnn.training.distributed import Ranks
 
 
 def training_split(config):

@@ -10,8 +10,8 @@ with a warning beside the verdict.
 import numpy as np
 
 from dataset import unit_range
-from manifest import read_manifest
-from sidecar import COMPARED
+from semcnn.files.manifest import read_manifest
+from semcnn.files.sidecar import COMPARED
 
 GREY_QUANTILES = (0.005, 0.995)   # the training range: all but the most extreme 1 % of crops,
 GREY_MARGIN = 0.1                 # widened by a tenth of its width on each side: a frame is a

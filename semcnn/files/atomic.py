@@ -11,7 +11,7 @@ import os
 import re
 import tempfile
 
-from errors import fail
+from semcnn.files.errors import fail
 
 
 def _current_umask():

@@ -11,8 +11,8 @@ import dataclasses
 import numpy as np
 from sklearn.metrics import confusion_matrix
 
-from manifest import crop_name, frame_name, read_manifest
-from material import tiles_needed
+from semcnn.data.material import tiles_needed
+from semcnn.files.manifest import crop_name, frame_name, read_manifest
 
 PRISTINE = 'pristine'
 

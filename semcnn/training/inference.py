@@ -3,7 +3,7 @@ import torch
 from tqdm import tqdm
 
 from dataset import dihedral
-from utils import autocast
+from semcnn.training.device import autocast
 
 
 @torch.no_grad()

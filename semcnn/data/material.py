@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from frames import unit_scale
+from semcnn.files.frames import unit_scale
 
 MIN_RATIO = 1.0         # band-pass RMS over fine-scale RMS where material shows
 FLOOR = 0.010           # least band-pass RMS (share of full scale; about 2.6 of 255 levels)

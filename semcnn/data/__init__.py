@@ -1,0 +1,1 @@
+"""Images as tensors: session changes, the material map, batches."""

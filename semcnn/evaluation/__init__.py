@@ -1,0 +1,1 @@
+"""Evaluation: scores, session shifts, familiarity, plots and the report."""

@@ -1,0 +1,1 @@
+"""Files and formats: frames, sidecars, the manifest, atomic writes, locks, paths, errors."""

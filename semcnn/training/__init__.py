@@ -1,0 +1,1 @@
+"""Training: the network, devices and precision, processes, checkpoints, inference."""
