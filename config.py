@@ -15,11 +15,11 @@ import math
 import os
 
 from dataset import SESSION_KEYS
+from utils import LOSSES, OPTIMIZERS, SCHEDULERS
 from semcnn.files.errors import fail
 from semcnn.files.paths import DATA_ROOT, is_dataset_name, latest_dataset, run_dir_of
 from semcnn.training.checkpoint import Checkpoint, checkpoint_path
 from semcnn.training.model import INTENSITY_TREATMENTS, LOCAL_MODELS, classification_models
-from optimization import LOSSES, OPTIMIZERS, SCHEDULERS
 
 dataset_name = 'example'
 version = 'cpu'

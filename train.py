@@ -31,6 +31,7 @@ from semcnn.training import distributed
 
 from config import add_config_arguments, config_from_args, gen_default
 from dataset import PreloadedBatches, SEMDataset, damaged
+from utils import loss_fn, optimize_fn, schedule_fn
 from semcnn.data.loaders import channel_stats, make_loader, seed_epoch, training_split
 from semcnn.evaluation.plots import learning_curve
 from semcnn.files.atomic import write_csv_atomic, write_json_atomic
@@ -39,12 +40,11 @@ from semcnn.files.frames import UnreadableImage, image_size
 from semcnn.files.locks import exclusive, reading
 from semcnn.files.paths import run_dir_of
 from semcnn.training.checkpoint import Checkpoint
+from semcnn.training.device import (amp_dtype, autocast, configure_kernels, pick_device,
+                                    seed_everything)
 from semcnn.training.distributed import Ranks, barrier, broadcast_buffers, sum_over_ranks
 from semcnn.training.inference import predict
 from semcnn.training.model import build_model
-from optimization import loss_fn, optimize_fn, schedule_fn
-from semcnn.training.device import (amp_dtype, autocast, configure_kernels, pick_device,
-                                    seed_everything)
 
 
 def get_args_parser():

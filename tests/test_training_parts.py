@@ -6,10 +6,10 @@ import torch
 from config import check_values, gen_default
 from conftest import run
 from dataset import Augment, PreloadedBatches, SEMDataset, dihedral, preload
+from utils import schedule_fn
 from semcnn.data.loaders import make_loader
 from semcnn.files.errors import UserError
 from semcnn.training.model import build_model
-from optimization import schedule_fn
 
 
 @pytest.fixture(scope='module')
