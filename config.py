@@ -14,8 +14,8 @@ an entry in `config` below: `'<name>': {'default': gen_default('<name>', key=val
 import math
 import os
 
-from dataset import SESSION_KEYS
 from utils import LOSSES, OPTIMIZERS, SCHEDULERS
+from semcnn.data.augment import SESSION_KEYS
 from semcnn.files.errors import fail
 from semcnn.files.paths import DATA_ROOT, is_dataset_name, latest_dataset, run_dir_of
 from semcnn.training.checkpoint import Checkpoint, checkpoint_path

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from config import add_checkpoint_argument, add_config_arguments, open_run, run_of_args
-from dataset import to_tensor
+from semcnn.data.images import to_tensor
 from semcnn.evaluation.plots import gradcam_png
 from semcnn.files.errors import fail, run_main
 from semcnn.files.frames import UnreadableImage, read_image

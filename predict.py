@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from config import add_checkpoint_argument, add_config_arguments, open_run, run_of_args
-from dataset import to_tensor
+from semcnn.data.images import to_tensor
 from semcnn.data.loaders import worker_count
 from semcnn.data.material import MaterialMap, shows_material
 from semcnn.evaluation.familiarity import frame_warnings, grey_statistics, warning_kind

@@ -26,19 +26,18 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from semcnn.evaluation import familiarity
-from semcnn.training import distributed
-
 from config import add_config_arguments, config_from_args, gen_default
-from dataset import PreloadedBatches, SEMDataset, damaged
+from dataset import SEMDataset, damaged, training_split
 from utils import loss_fn, optimize_fn, schedule_fn
-from semcnn.data.loaders import channel_stats, make_loader, seed_epoch, training_split
+from semcnn.data.loaders import PreloadedBatches, channel_stats, make_loader, seed_epoch
+from semcnn.evaluation import familiarity
 from semcnn.evaluation.plots import learning_curve
 from semcnn.files.atomic import write_csv_atomic, write_json_atomic
 from semcnn.files.errors import fail, run_main
 from semcnn.files.frames import UnreadableImage, image_size
 from semcnn.files.locks import exclusive, reading
 from semcnn.files.paths import run_dir_of
+from semcnn.training import distributed
 from semcnn.training.checkpoint import Checkpoint
 from semcnn.training.device import (amp_dtype, autocast, configure_kernels, pick_device,
                                     seed_everything)

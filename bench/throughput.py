@@ -33,14 +33,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from config import apply_overrides, check_values, get_config  # noqa: E402
-from dataset import PreloadedBatches  # noqa: E402
+from dataset import training_split  # noqa: E402
+from train import build_training, train_one_epoch, train_step  # noqa: E402
+from semcnn.data.loaders import PreloadedBatches, make_loader, seed_epoch  # noqa: E402
 from semcnn.files.atomic import write_csv_atomic  # noqa: E402
 from semcnn.files.errors import fail, run_main  # noqa: E402
-from semcnn.training.model import build_model  # noqa: E402
-from train import build_training, train_one_epoch, train_step  # noqa: E402
-from semcnn.data.loaders import make_loader, seed_epoch, training_split  # noqa: E402
 from semcnn.training.device import configure_kernels, pick_device, seed_everything  # noqa: E402
 from semcnn.training.inference import predict  # noqa: E402
+from semcnn.training.model import build_model  # noqa: E402
 
 
 def get_args_parser():

@@ -15,11 +15,11 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from semcnn.training import distributed  # noqa: E402
-from dataset import Augment, PreloadedBatches  # noqa: E402
-from semcnn.training.model import SEMClassifier  # noqa: E402
 from train import build_training, evaluate, train_one_epoch  # noqa: E402
-from semcnn.data.loaders import seed_epoch  # noqa: E402
+from semcnn.data.augment import Augment  # noqa: E402
+from semcnn.data.loaders import PreloadedBatches, seed_epoch  # noqa: E402
+from semcnn.training import distributed  # noqa: E402
+from semcnn.training.model import SEMClassifier  # noqa: E402
 
 CONFIG = {'model': 'conv-relu-linear', 'channels_last': False, 'compile': False,
           'optimizer': 'adamw', 'lr': 3e-3,

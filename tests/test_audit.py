@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from conftest import REAL_SEM, run
-from semcnn.files.sidecar import acquisition_numbers, read_sidecar
 from synthetic_sem import CLASS_STYLES, make_frame
+from semcnn.files.sidecar import acquisition_numbers, read_sidecar
 
 SIDECAR = """[Image Info]
 Model : SNE-4500M Plus

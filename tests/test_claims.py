@@ -16,13 +16,13 @@ import pytest
 import torch
 from PIL import Image
 
-from semcnn.training.checkpoint import Checkpoint, load_trained
 from conftest import ROOT, TINY, run, sharing_data
-from semcnn.training.inference import predict_batch
 from dataset import SEMDataset
-from semcnn.data.loaders import channel_stats
-from semcnn.training.model import SEMClassifier
 from synthetic_sem import write_source
+from semcnn.data.loaders import channel_stats
+from semcnn.training.checkpoint import Checkpoint, load_trained
+from semcnn.training.inference import predict_batch
+from semcnn.training.model import SEMClassifier
 
 TRAP_RUN = ['--dataset', 'trap', *TINY, '--set', 'model=semnet', '--set', 'epochs=6',
             '--set', 'lr=0.003', '--set', 'intensity=none', '--set', 'normalize=true']

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from conftest import ROOT, TINY, cut_example, run, sharing_data
-from semcnn.training.model import build_model
 from train import build_training, train_step
 from semcnn.training.device import amp_dtype, autocast
 from semcnn.training.inference import predict_batch
+from semcnn.training.model import build_model
 
 CPU = torch.device('cpu')
 

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from conftest import ROOT, RUNTIME, TINY, assert_clean_error, cut_example, run, sharing_data
-from semcnn.files.errors import UserError
-from semcnn.files.locks import exclusive, reading
 from synthetic_sem import write_source
 from train import Training, train_one_epoch
+from semcnn.files.errors import UserError
+from semcnn.files.locks import exclusive, reading
 from semcnn.training.checkpoint import Checkpoint
 
 RUN = os.path.join('runs', 'example', 'cpu')

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from conftest import REAL_SEM
-from semcnn.files.frames import detect_bar, read_image, save_crop
 from synthetic_sem import CLASS_STYLES, make_frame
+from semcnn.files.frames import detect_bar, read_image, save_crop
 
 
 def frame_with_bar(bar, dark_above=0, seed=0):

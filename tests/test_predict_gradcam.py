@@ -10,8 +10,8 @@ from PIL import Image
 
 from conftest import RUNTIME, TINY, assert_clean_error, run
 from gradcam import GradCAM
-from semcnn.training.model import build_model
 from synthetic_sem import write_source
+from semcnn.training.model import build_model
 
 RUN = os.path.join('runs', 'example', 'cpu')
 TEXT = {'Label': str, 'Prediction': str, 'Composition': str, 'State': str}   # '333' is a name

@@ -9,11 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from semcnn.data import acquisition
 from config import get_config, open_run
 from conftest import RUNTIME, run
-from dataset import Augment, PreloadedBatches, SEMDataset, SessionAugment
-from semcnn.data.loaders import make_loader
+from dataset import SEMDataset
+from semcnn.data import acquisition
+from semcnn.data.augment import Augment, SessionAugment
+from semcnn.data.loaders import PreloadedBatches, make_loader
 from semcnn.evaluation.scores import evaluate_split
 from semcnn.evaluation.shifts import SHIFTS, evaluate_shifts, remap_targets
 from semcnn.files.frames import save_crop

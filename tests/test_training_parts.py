@@ -5,9 +5,11 @@ import torch
 
 from config import check_values, gen_default
 from conftest import run
-from dataset import Augment, PreloadedBatches, SEMDataset, dihedral, preload
+from dataset import SEMDataset
 from utils import schedule_fn
-from semcnn.data.loaders import make_loader
+from semcnn.data.augment import Augment
+from semcnn.data.images import dihedral
+from semcnn.data.loaders import PreloadedBatches, make_loader, preload
 from semcnn.files.errors import UserError
 from semcnn.training.model import build_model
 

@@ -10,12 +10,12 @@ import torch
 from PIL import Image
 
 from conftest import REAL_SEM, RUNTIME, TINY, run
+from predict import tile_starts
+from synthetic_sem import CLASS_STYLES, make_frame, write_source
 from semcnn.data.material import MIN_SHARE, MaterialMap, shows_material, tiles_needed
 from semcnn.evaluation.familiarity import frame_warnings
 from semcnn.files.frames import cut_bar, read_image
-from predict import tile_starts
 from semcnn.files.sidecar import acquisition, read_sidecar
-from synthetic_sem import CLASS_STYLES, make_frame, write_source
 
 # the real instrument's format (SNE-4500M Plus), cut short; the date holds Korean for 'PM'
 SIDECAR = """[Image Info]

@@ -9,7 +9,7 @@ with a warning beside the verdict.
 """
 import numpy as np
 
-from dataset import unit_range
+from semcnn.data.images import unit_range
 from semcnn.files.manifest import read_manifest
 from semcnn.files.sidecar import COMPARED
 

@@ -16,12 +16,12 @@ import numpy as np
 import torch
 
 from audit import SEPARATED, pair_table
-from dataset import to_tensor, unit_range
-from semcnn.files.atomic import atomic_path, remove_stale
-from semcnn.files.paths import RUNS_ROOT
 from gradcam import GradCAM
+from semcnn.data.images import to_tensor, unit_range
 from semcnn.evaluation.plots import image_grid_png
 from semcnn.evaluation.shifts import scored_levels
+from semcnn.files.atomic import atomic_path, remove_stale
+from semcnn.files.paths import RUNS_ROOT
 
 WORST = 12        # crops in the gallery of the worst mistakes
 PAIRS = 8         # most confused pairs listed

@@ -35,8 +35,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from semcnn.data import acquisition
-from dataset import collate, resize, unit_range
-from semcnn.data.loaders import worker_count
+from semcnn.data.images import resize, unit_range
+from semcnn.data.loaders import collate, worker_count
 from semcnn.evaluation.scores import class_factors, evaluate_split
 from semcnn.training.inference import predict
 

@@ -2,7 +2,7 @@
 import torch
 from tqdm import tqdm
 
-from dataset import dihedral
+from semcnn.data.images import dihedral
 from semcnn.training.device import autocast
 
 

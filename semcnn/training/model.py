@@ -19,7 +19,7 @@ import torchvision
 from torch import nn
 
 from semcnn.data.acquisition import equalize
-from dataset import with_channels
+from semcnn.data.images import with_channels
 from semcnn.files.errors import fail
 
 INTENSITY_TREATMENTS = ('none', 'equalize', 'standardize')
