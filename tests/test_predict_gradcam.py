@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from conftest import RUNTIME, TINY, assert_clean_error, run
-from gradcam import GradCAM
 from synthetic_sem import write_source
+from semcnn.evaluation.gradcam import GradCAM
 from semcnn.training.model import build_model
 
 RUN = os.path.join('runs', 'example', 'cpu')

@@ -15,11 +15,11 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from audit import SEPARATED, pair_table
-from gradcam import GradCAM
 from semcnn.data.images import to_tensor, unit_range
+from semcnn.evaluation.gradcam import GradCAM
 from semcnn.evaluation.plots import image_grid_png
 from semcnn.evaluation.shifts import scored_levels
+from semcnn.evaluation.shortcuts import SEPARATED, pair_table
 from semcnn.files.atomic import atomic_path, remove_stale
 from semcnn.files.paths import RUNS_ROOT
 
