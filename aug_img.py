@@ -9,17 +9,17 @@ The `size` crops of a class are divided between the splits in the same proportio
 `--crops train,validate,test` says), and each split's crops are cut only from its own frames, so
 no frame feeds two splits. The instrument's data bar is cut off every frame before cropping.
 
-Crops without enough cathode material (under two thirds of the crop shows it, as material.py
-judges: bare current-collector foil, a hole, off-specimen) are counted per class on the terminal;
-they are label noise for training. `--skip-bare` cuts crops only where material shows, drawing
-other positions of the same frame in their place (a frame with none gives its crops to its
-split-mates).
+Crops without enough cathode material (under two thirds of the crop shows it, as
+semcnn/data/material.py judges: bare current-collector foil, a hole, off-specimen) are counted per
+class on the terminal; they are label noise for training. `--skip-bare` cuts crops only where
+material shows, drawing other positions of the same frame in their place (a frame with none gives
+its crops to its split-mates).
 
 Output (data/.latest then names it: train.py and test.py use it when given no --dataset):
 data/<name>/{train,validate,test}/<class>/*.tif (lossless, the source pixels; gray frames
 stay one channel), data/<name>/manifest.csv (one row per crop: where it was cut, its share of
-material, the frame's acquisition settings from its sidecar <frame>.txt; manifest.py) and
-data/<name>/arguments.json.
+material, the frame's acquisition settings from its sidecar <frame>.txt; semcnn/files/manifest.py)
+and data/<name>/arguments.json.
 The dataset is built in a hidden folder and renamed into place when complete.
 """
 import argparse

@@ -29,7 +29,8 @@ def gen_default(dataset, **changes):
     """The full set of keys with their defaults (the paper's settings); every key is listed here."""
     default = {
         'data_dir': os.path.join(DATA_ROOT, dataset),
-        'model': 'efficientnet_b7',     # semnet (model.py) or a torchvision classification model
+        'model': 'efficientnet_b7',     # semnet (semcnn/training/model.py) or a torchvision
+                                        # classification model
         'pretrained': True,             # ImageNet weights from torchvision
         'weights_file': '',             # or a local file of those weights (offline machines)
         'input_size': 224,              # crops are resized to input_size x input_size
@@ -45,10 +46,10 @@ def gen_default(dataset, **changes):
         'normalize': False,             # mean/std of the training split, kept in the checkpoint
         'augment': False,               # random flips and 90-degree turns of training crops
         'jitter': 0.0,                  # random brightness/contrast change of training crops
-        # random changes of the kind imaging sessions differ by (dataset.SessionAugment), each the
-        # largest amount drawn: grey-level curve x ** g with |ln g| up to gamma, Gaussian blur up
-        # to blur pixels of the input, a gain ramp of up to +-illumination across the crop,
-        # Gaussian noise of standard deviation up to noise
+        # random changes of the kind imaging sessions differ by (SessionAugment in
+        # semcnn/data/augment.py), each the largest amount drawn: grey-level curve x ** g with
+        # |ln g| up to gamma, Gaussian blur up to blur pixels of the input, a gain ramp of up to
+        # +-illumination across the crop, Gaussian noise of standard deviation up to noise
         'gamma': 0.0,
         'blur': 0.0,
         'illumination': 0.0,
@@ -107,11 +108,11 @@ GPU_LEGACY = {**_SCRATCH, 'model': 'resnet18', 'input_size': 224, 'batch_size': 
 # The same recipes made to read the material rather than the microscope's settings. Each class
 # of the real data was imaged in one session, and grey levels alone tell many classes apart
 # (audit.py), so the legacy recipes learnt the session: given another session's grey-level
-# curve, most frames changed class (shifts.py). Here each crop is equalized inside the model
-# (any increasing change of grey levels gives the same input), and training adds the other ways
-# two sessions differ: defocus, uneven illumination or charging, and scan noise. The amounts
-# are at the network's input: 112 px is the 448 px crop at a quarter of its side, so blur 1.0
-# there is a Gaussian of 4 pixels of the frame.
+# curve, most frames changed class (semcnn/evaluation/shifts.py). Here each crop is equalized
+# inside the model (any increasing change of grey levels gives the same input), and training adds
+# the other ways two sessions differ: defocus, uneven illumination or charging, and scan noise. The
+# amounts are at the network's input: 112 px is the 448 px crop at a quarter of its side, so blur
+# 1.0 there is a Gaussian of 4 pixels of the frame.
 # The legacy cpu30 took 13-14 minutes of its 30 on a quiet 2-core VM; the harder augmented task
 # gets 20 epochs instead of 14.
 SESSION_INVARIANT = {'intensity': 'equalize', 'blur': 1.0, 'illumination': 0.3, 'noise': 0.03}

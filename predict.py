@@ -7,12 +7,12 @@
 Each frame loses its data bar (found as aug_img.py finds it), and is cut into tiles the size of
 the run's training crops, evenly spaced to cover the frame; each tile is predicted (averaged over
 its 8 flips/turns when the config sets tta). A tile of bare foil, a hole or off-specimen (under
-two thirds of it shows cathode material, material.py) is predicted but left out of the vote: a
-frame's verdict is the mean probability of its material tiles, and a frame with too few of them
-(under an eighth) gets none. Frames must be imaged at the magnification of the training frames:
+two thirds of it shows cathode material, semcnn/data/material.py) is predicted but left out of the
+vote: a frame's verdict is the mean probability of its material tiles, and a frame with too few of
+them (under an eighth) gets none. Frames must be imaged at the magnification of the training frames:
 tiles are cut in pixels. Each frame is held against what the checkpoint records of the training
-frames (familiarity.py): acquisition settings from its sidecar (<frame>.txt or <frame>.jpg.txt:
-magnification, kV, detector, working distance) and its grey-level mean and spread.
+frames (semcnn/evaluation/familiarity.py): acquisition settings from its sidecar (<frame>.txt or
+<frame>.jpg.txt: magnification, kV, detector, working distance) and its grey-level mean and spread.
 
 A colour frame given to a model trained on gray crops is converted to gray (luma), with a note.
 Writes to --out (default runs/<dataset>/<version>/predict/):

@@ -18,9 +18,10 @@ composition and as state. Writes to runs/<dataset>/<version>/:
 - results.json: accuracy, recall per class and confusion matrix per level (crops, frames,
   composition, state); classification_report.json (scikit-learn's, also printed);
 - confusion_matrix.csv/.png (crops), and confusion_matrix_{frames,composition,state}.png;
-- with --shifts: the split predicted again under each acquisition shift of shifts.py (other
-  grey-level curve, brightness, contrast, gamma, blur, noise, uneven illumination, JPEG), the
-  accuracy of each next to the plain one in results.json ('shifts'), shifts.csv and the summary;
+- with --shifts: the split predicted again under each acquisition shift of
+  semcnn/evaluation/shifts.py (other grey-level curve, brightness, contrast, gamma, blur, noise,
+  uneven illumination, JPEG), the accuracy of each next to the plain one in results.json
+  ('shifts'), shifts.csv and the summary;
 - report.md: all of it in one file to read (settings, data, learning curve, scores, confusion
   matrices, recall, most confused pairs with worst_crops.png, Grad-CAM examples in
   gradcam_examples.png, shifts, and the dataset's audit when audit.py was run).
@@ -57,7 +58,8 @@ def get_args_parser():
                    help='the split to score (validate: to choose between recipes; outputs go '
                         'to <run>/validate/)')
     p.add_argument('--shifts', action='store_true',
-                   help='also score the split under each acquisition shift (shifts.py)')
+                   help='also score the split under each acquisition shift '
+                        '(semcnn/evaluation/shifts.py)')
     p.add_argument('--shift-crops', type=int, default=None, metavar='N',
                    help='with --shifts: only N evenly spaced crops per class (a faster '
                         'estimate; the plain row is then scored on the same crops)')

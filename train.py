@@ -5,13 +5,13 @@
     python train.py --set epochs=10 --set lr=1e-3     # type-checked overrides
     python train.py --resume                          # continue from runs/<dataset>/<version>/last.pt
     python train.py --force                           # start over, replacing that run
-    torchrun --nproc_per_node=4 train.py --version gpu  # one process per GPU (distributed.py)
+    torchrun --nproc_per_node=4 train.py --version gpu  # one process per GPU
 
 Outputs in runs/<dataset>/<version>/: best.pt (highest validation accuracy; the test split is
 never looked at), last.pt (for --resume), history.csv (one row per epoch), learning_curve.png,
 config.json. The checkpoints also record the training frames' acquisition settings and grey-level
-range, which predict.py holds new frames against (familiarity.py). Each epoch's line and
-history.csv give training img/s and the share of that time spent waiting for data.
+range, which predict.py holds new frames against (semcnn/evaluation/familiarity.py). Each epoch's
+line and history.csv give training img/s and the share of that time spent waiting for data.
 """
 import argparse
 import contextlib

@@ -1,4 +1,4 @@
-"""The loss, optimizer and learning-rate schedule that a config names.
+"""The loss, optimizer and learning-rate schedule that a config names: edit them here.
 
 loss_fn / optimize_fn / schedule_fn are the extension points: add a branch to support another
 loss, optimizer or schedule, and its name to LOSSES / OPTIMIZERS / SCHEDULERS.

@@ -13,8 +13,8 @@ and run as a user would, in the project folder (data/reproduce, runs/reproduce/<
 seed's log and results.json are kept as runs/reproduce/<version>_seed<S>.{log,json}, the table
 as runs/reproduce/<version>_table.csv. The test split is only read by test.py, after training.
 With --shifts N, test.py also scores N evenly spaced test crops per class under each acquisition
-shift (shifts.py; a column each, and the lowest); with --audit, audit.py audits the first seed's
-dataset (runs/reproduce/audit.json).
+shift (semcnn/evaluation/shifts.py; a column each, and the lowest); with --audit, audit.py audits
+the first seed's dataset (runs/reproduce/audit.json).
 """
 import argparse
 import json

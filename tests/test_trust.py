@@ -1,5 +1,6 @@
 """Saying when not to trust an answer: tiles without cathode material, acquisition metadata, and
-frames unlike the training frames (material.py, sidecar.py, familiarity.py, predict.py)."""
+frames unlike the training frames (semcnn's data/material.py, files/sidecar.py and
+evaluation/familiarity.py; predict.py)."""
 import glob
 import os
 

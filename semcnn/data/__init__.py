@@ -1,1 +1,1 @@
-"""Images as tensors: session changes, the material map, batches."""
+"""Data: images as tensors, augmentation, session changes, the material map, batches."""

@@ -1,9 +1,9 @@
 """What changes between two imaging sessions at the microscope, as operations on image batches.
 
 Each function takes N x C x H x W float images in [0, 1] and per-image amounts (length-N tensors),
-and returns images in [0, 1]. Training augments with them (dataset.py: random amounts, at the
-input size) and shifts.py evaluates a trained run under them (fixed amounts, at the crops' own
-pixel size), so the two always mean the same change.
+and returns images in [0, 1]. Training augments with them (augment.py: random amounts, at the
+input size) and semcnn/evaluation/shifts.py evaluates a trained run under them (fixed amounts, at
+the crops' own pixel size), so the two always mean the same change.
 
 - gamma: the detector's response curve (x ** g);
 - gain_offset: brightness (offset) and contrast (gain about the image's mean);

@@ -1,5 +1,7 @@
-"""The training augmentation: flips and quarter turns, brightness/contrast jitter, and the
-changes of the kind two imaging sessions differ by, drawn once and applied to whole batches."""
+"""The training augmentation: flips and turns, brightness/contrast jitter, session changes.
+
+Drawn once per batch from a seeded generator and applied to whole batches, so that a seed gives
+the same augmentation per crop or per batch, on any device."""
 import math
 
 import torch

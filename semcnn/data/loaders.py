@@ -1,5 +1,7 @@
-"""Batches of a split for training and evaluation (in memory or read by worker processes),
-seeded per epoch, and the normalisation statistics of the training split.
+"""Batches of a split for training and evaluation, seeded per epoch.
+
+Batches come from crops in memory or read by worker processes; channel_stats gives the
+normalisation statistics of the training split.
 
 PreloadedBatches serves the same batches as a DataLoader from crops decoded once into one uint8
 tensor (config key preload), augmenting whole batches with tensor operations: no file is read and

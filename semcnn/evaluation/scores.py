@@ -1,8 +1,8 @@
 """Scores of predicted class probabilities: per crop, per source frame, per composition and state.
 
 A source frame's verdict is the mean of the probabilities of its crops that show cathode material
-(material.py; the manifest of aug_img.py says which frame each crop was cut from); a frame with
-too few of them gets no verdict. Class names of the form `<composition>[_<state>]`
+(semcnn/data/material.py; the manifest of aug_img.py says which frame each crop was cut from); a
+frame with too few of them gets no verdict. Class names of the form `<composition>[_<state>]`
 (e.g. 811, 811_formation, 811_cycled; no suffix = pristine) also give a composition task and a
 state task: a factor's probability is the sum of the probabilities of its classes.
 """

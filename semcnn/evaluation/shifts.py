@@ -1,5 +1,6 @@
-"""How a trained run holds up when the imaging session changes: its split predicted again under
-each acquisition shift (test.py --shifts).
+"""How a trained run holds up when the imaging session changes (test.py --shifts).
+
+Its split is predicted again under each acquisition shift.
 
 Each class of a real data set is often imaged in one session, so a model can name the class from
 the session's settings (brightness, contrast, detector curve) instead of the material. A model

@@ -1,5 +1,7 @@
-"""The shortcut audit: how well grey levels alone, or acquisition metadata alone, tell the
-classes apart (random forests cross-validated by frame). audit.py runs it on a dataset."""
+"""The shortcut audit: how well the classes are told apart without looking at the material.
+
+Random forests on grey levels alone, or on acquisition metadata alone, cross-validated by frame.
+audit.py runs it on a dataset; report.py shows its table."""
 import itertools
 
 import numpy as np

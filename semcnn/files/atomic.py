@@ -1,5 +1,6 @@
-"""Outputs written atomically: a reader sees the old file or the complete new one, never a
-partial one, and a write the file system refuses stops the script with one line.
+"""Outputs written atomically: a reader sees the old file or the complete new one.
+
+Never a partial one; a write the file system refuses stops the script with one line.
 
 Kept free of torch so that aug_img.py starts in a fraction of a second.
 """

@@ -1,5 +1,6 @@
-"""How a script stops on bad input: one line that names the file or value and how to fix it,
-a non-zero exit, no traceback."""
+"""How a script stops on bad input: one line, a non-zero exit, no traceback.
+
+The line names the file or value and how to fix it."""
 import sys
 
 

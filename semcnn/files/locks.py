@@ -1,5 +1,6 @@
-"""Locks on dataset and run folders, so that two scripts never write (or replace what the
-other reads) at once; without fcntl (Windows) they are skipped with one warning."""
+"""Locks on dataset and run folders: two scripts never write, or replace what the other reads.
+
+Without fcntl (Windows) they are skipped with one warning."""
 import contextlib
 import errno
 import os

@@ -2,9 +2,9 @@
 
 Columns: split, class, source (the frame's path), x, y, width, height (the crop in the frame
 without its data bar), bar (rows of data bar cut), file (the crop, relative to data/<name>),
-material (share of the crop's pixels that show cathode material, material.py), then the frame's
-acquisition settings from its sidecar file (sidecar.ACQUISITION_COLUMNS; empty when unknown).
-Datasets cut by an older aug_img.py lack the last columns; readers take what is there.
+material (share of the crop's pixels that show cathode material, semcnn/data/material.py), then the
+frame's acquisition settings from its sidecar file (sidecar.ACQUISITION_COLUMNS; empty when
+unknown). Datasets cut by an older aug_img.py lack the last columns; readers take what is there.
 """
 import csv
 import os

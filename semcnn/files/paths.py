@@ -1,5 +1,7 @@
-"""Where things live: data/<dataset>/ (aug_img.py writes it) and runs/<dataset>/<version>/
-(train.py and test.py write it), and which dataset a script uses when none is named."""
+"""Where things live: data/<dataset>/, runs/<dataset>/<version>/, the dataset cut last.
+
+aug_img.py writes data/<dataset>/; train.py and test.py write runs/<dataset>/<version>/; a script
+given no dataset uses the one cut last."""
 import os
 
 DATA_ROOT = 'data'   # aug_img.py writes data/<name>/; train.py and test.py read it

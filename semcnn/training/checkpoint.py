@@ -21,7 +21,8 @@ class Checkpoint:
     config: dict                 # the config it was trained with (config.open_run reads it)
     crop_size: list = None       # [width, height] of the training crops: predict.py's tile
     channels: int = None         # 1 (gray) or 3 channels of the training crops
-    familiar: dict = None        # what the training frames looked like (familiarity.py)
+    familiar: dict = None        # what the training frames looked like
+                                 # (semcnn/evaluation/familiarity.py)
     epoch: int = 0               # epochs trained
     best_val_acc: float = None   # the best validation accuracy so far (it chose best.pt)
     history: list = dataclasses.field(default_factory=list)   # train.py's rows, one per epoch

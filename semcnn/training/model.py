@@ -1,5 +1,4 @@
-"""The network: semnet (a small CNN of this project) or a torchvision classifier by name, with the
-input handling it needs.
+"""The network: semnet (this project's small CNN) or a torchvision classifier, and its input.
 
 SEMClassifier takes crops as they come from dataset.py (1-channel gray or 3-channel, values in
 [0, 1]), applies the input treatment (config key `intensity`), makes them 3-channel and
