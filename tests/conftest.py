@@ -19,13 +19,20 @@ TINY = ['--set', 'model=resnet18', '--set', 'pretrained=false', '--set', 'input_
 RUNTIME = ['--set', 'num_workers=0', '--set', 'device=cpu']
 
 
-def run(script, *args, cwd, check=True):
+def run(script, *args, cwd, check=True, env=None):
     """Run a top-level script in `cwd` (where data/ and runs/ go); return the finished process."""
     proc = subprocess.run([sys.executable, os.path.join(ROOT, script), *map(str, args)],
-                          cwd=cwd, capture_output=True, text=True, timeout=600)
+                          cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f'{script} {args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}')
     return proc
+
+
+def windows_env(held=()):
+    """The environment of a process under Windows' file rules, emulated on Linux by
+    tests/windows/sitecustomize.py; `held`: files that another program has open."""
+    return {**os.environ, 'PYTHONPATH': os.path.join(ROOT, 'tests', 'windows'),
+            'SEM_WINDOWS_HELD': os.pathsep.join(held)}
 
 
 def assert_clean_error(proc, *words):

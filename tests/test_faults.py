@@ -13,10 +13,12 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import ROOT, RUNTIME, TINY, assert_clean_error, cut_example, run, sharing_data
+from conftest import (ROOT, RUNTIME, TINY, assert_clean_error, cut_example, run, sharing_data,
+                      windows_env)
 from synthetic_sem import write_source
 from train import Training, train_one_epoch
 from semcnn.files.errors import UserError
+from semcnn.files import locks
 from semcnn.files.locks import exclusive, reading
 from semcnn.training.checkpoint import Checkpoint
 
@@ -28,10 +30,10 @@ def crops(tmp_path_factory):
     return cut_example(tmp_path_factory.mktemp('faults'))
 
 
-def start(script, *args, cwd):
+def start(script, *args, cwd, env=None):
     return subprocess.Popen([sys.executable, os.path.join(ROOT, script), *map(str, args)],
                             cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, env=env)
 
 
 def wait_for(condition, proc, timeout=300):
@@ -91,23 +93,28 @@ def test_killed_aug_img_leaves_no_dataset_and_the_next_run_completes(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_second_run_on_the_same_folder_is_refused(crops, tmp_path):
+@pytest.mark.parametrize('rules', ['posix', 'windows'])
+def test_a_second_run_on_the_same_folder_is_refused(crops, tmp_path, rules, monkeypatch):
     cwd = sharing_data(tmp_path, crops)
-    proc = start('train.py', *TINY, '--set', 'epochs=200', cwd=cwd)
+    env = windows_env() if rules == 'windows' else None   # there: filelock, no fcntl
+    proc = start('train.py', *TINY, '--set', 'epochs=200', cwd=cwd, env=env)
     try:
         wait_for(lambda: (cwd / RUN / 'config.json').exists(), proc)
         for script, extra in (('train.py', ['--force']), ('test.py', [])):
-            second = run(script, *TINY, *extra, cwd=cwd, check=False)
-            assert_clean_error(second, 'runs/example/cpu', 'in use by process')
+            second = run(script, *TINY, *extra, cwd=cwd, check=False, env=env)
+            assert_clean_error(second, 'runs/example/cpu', f'in use by process {proc.pid}')
         # nor may the dataset it reads be replaced under it
         second = run('aug_img.py', crops / 'source', 60, '-p', 32, '-n', 'example', '--force',
-                     cwd=cwd, check=False)
-        assert_clean_error(second, 'data/example', 'in use by')
+                     cwd=cwd, check=False, env=env)
+        assert_clean_error(second, 'data/example', 'in use by')   # a reader: pid on Windows only
         assert proc.poll() is None                      # the first run goes on undisturbed
     finally:
         proc.kill()
         proc.wait()
-    with exclusive(str(cwd / RUN)):                     # a killed run's lock is released
+    if rules == 'windows':
+        monkeypatch.setattr(locks, 'fcntl', None)
+    # the killed run's locks are released, the dataset's (a reader's) as well as the run's
+    with exclusive(str(cwd / RUN)), exclusive(str(cwd / 'data' / 'example')):
         pass
 
 

@@ -36,14 +36,27 @@ TEMPORARY = re.compile(r'^\..+\.[a-z0-9_]{8}\.tmp(\.[^.]+)?$')
 
 def write_failed(path, error):
     """Stop with one line for a write that the file system refused (full disk, quota, ...)."""
-    reason = error.strerror or str(error) if isinstance(error, OSError) else str(error)
     hint = {errno.ENOSPC: 'free some disk space', errno.EDQUOT: 'free some of your quota',
             errno.EFBIG: 'the file system or a limit (ulimit -f) refuses a file this large',
-            errno.EACCES: 'check the folder\'s permissions',
+            # Windows answers EACCES too when another program has a file of the folder open
+            errno.EACCES: 'close any of its files that another program has open, or check the '
+                          'folder\'s permissions',
             errno.EROFS: 'the file system is read-only'}.get(getattr(error, 'errno', None),
                                                             'check the disk')
-    fail(f'cannot write {path}: {reason.splitlines()[0][:200]}; {hint}, then run again '
+    fail(f'cannot write {path}: {_reason(error)}; {hint}, then run again '
          '(nothing half-written was left)')
+
+
+def _reason(error):
+    reason = error.strerror or str(error) if isinstance(error, OSError) else str(error)
+    return reason.splitlines()[0][:200]
+
+
+def held_open(path, error):
+    """Stop with one line when `path` cannot be replaced or removed although its folder is
+    writable: on Windows, another program (a spreadsheet, an image viewer) has it open."""
+    fail(f'cannot replace {path}: {_reason(error)}; close {path} in the program that has it '
+         'open, then run again (nothing half-written was left)')
 
 
 @contextlib.contextmanager
@@ -62,9 +75,14 @@ def atomic_path(path):
         os.close(fd)
         yield tmp
         make_public(tmp)
-        with open(tmp, 'rb') as f:
-            os.fsync(f.fileno())   # on disk before its name is: a power cut leaves no empty file
-        os.replace(tmp, path)
+        # On disk before its name is: a power cut leaves no empty file. Opened for writing:
+        # Windows flushes only a handle that may write (FlushFileBuffers).
+        with open(tmp, 'r+b') as f:
+            os.fsync(f.fileno())
+        try:
+            os.replace(tmp, path)
+        except PermissionError as e:   # the folder took the temporary file: the old one is held
+            held_open(path, e)
     except OSError as e:
         write_failed(path, e)
     finally:
@@ -75,7 +93,10 @@ def atomic_path(path):
 def remove_stale(path):
     """An output this run does not write must not leave an older run's file behind."""
     if os.path.exists(path):
-        os.remove(path)
+        try:
+            os.remove(path)
+        except PermissionError as e:
+            held_open(path, e)
 
 
 def write_csv_atomic(frame, path, index=False):
