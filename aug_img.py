@@ -5,6 +5,10 @@
 
 `source/<class>/` holds the frames of one class. Per class, the frames are shuffled with the seed
 and split: `-t` percent go to test, `-r` percent of the rest to validate, the others to train.
+Frames of one class are often neighbouring fields of view, numbered in order: with `--block N`,
+runs of N frames that follow each other in the numbers of their names go to one split together
+(each split gets at least its share, in whole runs), so a test frame's neighbours are not in
+training.
 The `size` crops of a class are divided between the splits in the same proportions (or as
 `--crops train,validate,test` says), and each split's crops are cut only from its own frames, so
 no frame feeds two splits. The instrument's data bar is cut off every frame before cropping.
@@ -25,6 +29,7 @@ The dataset is built in a hidden folder and renamed into place when complete.
 import argparse
 import multiprocessing
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -62,6 +67,9 @@ def get_args_parser():
                    help='percent of the remaining frames for validation')
     p.add_argument('-n', '--name', default=None, help='dataset name (default size{size}_pixel{p})')
     p.add_argument('--seed', type=int, default=1345879)
+    p.add_argument('--block', type=int, default=1, metavar='N',
+                   help='runs of N frames, consecutive in the numbers of their names, go to one '
+                        'split together (default 1: each frame on its own)')
     p.add_argument('-v', '--verbose', action='store_true', help='print per-class details')
     p.add_argument('--crops', default=None, metavar='TRAIN,VALIDATE,TEST',
                    help='explicit crops per class for each split, e.g. 1280,320,320')
@@ -106,6 +114,8 @@ def check_args(args):
         fail(f'--bar {args.bar}: give a number of rows, 0 or more')
     if args.workers < 1:
         fail(f'--workers {args.workers}: give 1 or more')
+    if args.block < 1:
+        fail(f'--block {args.block}: give 1 (each frame on its own) or more frames per run')
     if args.name is None:
         args.name = f'size{args.size}_pixel{args.pixel}'
     if not is_dataset_name(args.name):
@@ -138,7 +148,7 @@ def split_frames(cls, frames, args, rng):
     """Shuffle the frames of one class and cut them into (train, validate, test) lists.
 
     Files that share a name stem (frame_001.tif and frame_001.jpg: often two exports of one
-    image) count as one frame and stay in one split.
+    image) count as one frame and stay in one split. With args.block > 1, see blocked_split.
     """
     groups = {}
     for file in frames:
@@ -147,14 +157,46 @@ def split_frames(cls, frames, args, rng):
     if len(units) < 3:
         fail(f'class {cls}: {len(units)} usable frame(s); at least 3 are needed so that '
              'train, validate and test each get one (add frames or drop the class)')
-    order = [units[i] for i in rng.permutation(len(units))]
-    n_test = max(1, round(len(order) * args.test / 100))
-    n_val = max(1, round((len(order) - n_test) * args.ratio / 100))
-    if n_test + n_val >= len(order):
-        fail(f'class {cls}: {len(order)} frames with -t {args.test} -r {args.ratio} leave none '
+    n_test = max(1, round(len(units) * args.test / 100))
+    n_val = max(1, round((len(units) - n_test) * args.ratio / 100))
+    if n_test + n_val >= len(units):
+        fail(f'class {cls}: {len(units)} frames with -t {args.test} -r {args.ratio} leave none '
              'for train; lower -t/-r or add frames')
-    cuts = (order[n_test + n_val:], order[n_test:n_test + n_val], order[:n_test])
+    if args.block > 1:
+        cuts = blocked_split(cls, units, args.block, n_test, n_val, rng)
+    else:
+        order = [units[i] for i in rng.permutation(len(units))]
+        cuts = (order[n_test + n_val:], order[n_test:n_test + n_val], order[:n_test])
     return [[file for unit in part for file in unit] for part in cuts]
+
+
+def frame_number(unit):
+    """Sort key of a frame (its files): the last number in its name, then the name; a frame
+    without a number comes after those with one."""
+    stem = os.path.splitext(os.path.basename(unit[0]))[0]
+    numbers = re.findall(r'\d+', stem)
+    return (0, int(numbers[-1]), stem) if numbers else (1, 0, stem)
+
+
+def blocked_split(cls, units, block, n_test, n_val, rng):
+    """(train, validate, test) frames in runs of `block` frames consecutive in number order:
+    the runs are shuffled, test takes runs until it has n_test frames, then validate until
+    n_val, and train the rest."""
+    ordered = sorted(units, key=frame_number)
+    runs = [ordered[i:i + block] for i in range(0, len(ordered), block)]
+    if len(runs) < 3:
+        fail(f'class {cls}: {len(units)} frames make {len(runs)} run(s) of --block {block}; '
+             'at least 3 are needed so that train, validate and test each get one (lower '
+             '--block)')
+    order = [runs[i] for i in rng.permutation(len(runs))]
+    parts, taken = ([], []), 0
+    # each split gets at least one run: test leaves two for the others, validate one for train
+    for part, wanted, spare in zip(parts, (n_test, n_val), (2, 1)):
+        while taken < len(order) - spare and (not part or sum(map(len, part)) < wanted):
+            part.append(order[taken])
+            taken += 1
+    test, validate = ([unit for run in part for unit in run] for part in parts)
+    return [unit for run in order[taken:] for unit in run], validate, test
 
 
 def list_classes(path, pixel, verbose):

@@ -145,6 +145,8 @@ def test_truncated_frame_is_skipped_and_its_crops_go_elsewhere(source, tmp_path)
     (['source', 10, '-p', 500], ['500', 'smaller than', 'every frame']),
     (['source', 10, '--crops', '5,5'], ['--crops']),
     (['source', 100, '-t', 80, '-r', 10], ['synthA', 'none for train']),
+    (['source', 10, '--block', 0], ['--block 0']),
+    (['source', 30, '--block', 3], ['synthA', '6 frames make 2 run', 'lower --block']),
 ])
 def test_bad_arguments_get_one_clear_line(source, tmp_path, args, words):
     proc = run('aug_img.py', *args, cwd=tmp_path, check=False)

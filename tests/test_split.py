@@ -13,8 +13,9 @@ import aug_img
 from semcnn.files.errors import UserError
 
 
-def args_of(size=100, test=10, ratio=20, crops=None, pixel=32):
-    return argparse.Namespace(size=size, test=test, ratio=ratio, crops=crops, pixel=pixel)
+def args_of(size=100, test=10, ratio=20, crops=None, pixel=32, block=1):
+    return argparse.Namespace(size=size, test=test, ratio=ratio, crops=crops, pixel=pixel,
+                              block=block)
 
 
 @pytest.mark.parametrize('frames, test, ratio, sizes', [
@@ -75,3 +76,30 @@ def test_explicit_crop_counts_must_be_three_positive_numbers(crops):
 
 def test_full_frames_give_one_crop_each():
     assert aug_img.crop_counts(args_of(pixel='full', crops='1,1,1')) == (None, None, None)
+
+
+def frame_numbers(part):
+    return sorted(int(f.rsplit('__', 1)[1].split('.')[0]) for f in part)
+
+
+@pytest.mark.parametrize('frames, block', [(60, 5), (41, 4), (20, 5), (9, 3)])
+def test_a_blocked_split_keeps_runs_of_neighbouring_frames_in_one_split(frames, block):
+    # named as the real frames are: neighbouring fields of view, numbered in order, with gaps
+    numbers = [1159 + i + 3 * (i // 7) for i in range(frames)]
+    files = [f'c/ETRI_ x500 __{n}.jpg' for n in numbers]
+    rng = np.random.default_rng(0)
+    parts = aug_img.split_frames('c', files[::-1], args_of(block=block), rng)
+    assert sorted(sum(parts, [])) == sorted(files)            # every frame once
+    split_of = {n: s for s, part in enumerate(parts) for n in frame_numbers(part)}
+    for run in range(0, frames, block):                     # each run in one split
+        assert len({split_of[n] for n in numbers[run:run + block]}) == 1
+    wanted = aug_img.split_frames('c', files, args_of(), np.random.default_rng(0))
+    for part, share in zip(parts[1:], wanted[1:]):          # at least the share, in whole runs
+        assert len(share) <= len(part) < len(share) + block
+    assert parts[0]
+
+
+def test_too_few_runs_for_three_splits_are_refused():
+    files = [f'c/frame_{i:03d}.tif' for i in range(10)]
+    with pytest.raises(UserError, match='make 2 run'):
+        aug_img.split_frames('c', files, args_of(block=5), np.random.default_rng(0))

@@ -48,7 +48,8 @@ SETTINGS = ('model', 'pretrained', 'input_size', 'intensity', 'normalize', 'epoc
             'batch_size', 'optimizer', 'lr', 'weight_decay', 'scheduler', 'label_smoothing',
             'augment', 'jitter', 'gamma', 'blur', 'illumination', 'noise', 'amp', 'seed', 'tta')
 # The arguments of aug_img.py that decide what the crops are.
-CUT = ('path', 'size', 'pixel', 'test', 'ratio', 'crops', 'seed', 'bar', 'skip_bare', 'format')
+CUT = ('path', 'size', 'pixel', 'test', 'ratio', 'block', 'crops', 'seed', 'bar', 'skip_bare',
+       'format')
 
 
 def write_report(report_dir, run_dir, cfg, path, checkpoint, results, scored, model, device):
