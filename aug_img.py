@@ -80,6 +80,10 @@ def get_args_parser():
     p.add_argument('--skip-bare', action='store_true',
                    help='cut crops only where cathode material shows (not on bare foil, holes, '
                         'off-specimen); other positions of the frame are drawn in their place')
+    p.add_argument('--exclude', default=None, metavar='FILE',
+                   help='a text file of frames to leave out, one a line, as <class>/<file> '
+                        '(transfer.py leaves a group of frames out this way); a class left '
+                        'without frames is dropped')
     p.add_argument('--workers', type=int, default=os.cpu_count() or 1)
     p.add_argument('--force', action='store_true', help='replace an existing dataset folder')
     return p
@@ -123,6 +127,19 @@ def check_args(args):
              "(no slashes, not starting with a dot, without '.partial-' or '.replaced-', "
              "which name aug_img's unfinished work)")
     args.split_crops = crop_counts(args)
+    args.excluded = read_exclusions(args.exclude)
+
+
+def read_exclusions(path):
+    """The set of '<class>/<file>' names listed in `path` (None: no file, nothing left out)."""
+    if path is None:
+        return frozenset()
+    try:
+        with open(path, encoding='utf-8') as f:
+            lines = [line.strip() for line in f]
+    except (OSError, UnicodeDecodeError) as e:
+        fail(f'--exclude {path}: cannot read it ({e}); give a text file of <class>/<file> lines')
+    return frozenset(line.replace('\\', '/') for line in lines if line)
 
 
 def crop_counts(args):
@@ -199,8 +216,9 @@ def blocked_split(cls, units, block, n_test, n_val, rng):
     return [unit for run in order[taken:] for unit in run], validate, test
 
 
-def list_classes(path, pixel, verbose):
-    """{class: [usable frame paths]}; unusable files are reported and left out.
+def list_classes(path, pixel, verbose, excluded=frozenset()):
+    """{class: [usable frame paths]}; unusable files are reported and left out, and so are the
+    frames named '<class>/<file>' in `excluded` (a class left without any is dropped).
 
     Reads each image's header only; a fixed crop side that does not fit a frame stops here,
     before anything is written (the data bar is checked once the frame is decoded).
@@ -210,12 +228,15 @@ def list_classes(path, pixel, verbose):
     if len(classes) < 2:
         fail(f'{path}: found {len(classes)} class folder(s); a classifier needs at least 2 '
              '(one sub-folder of frames per class)')
-    frames, skipped = {}, Counter()
+    frames, skipped, left_out = {}, Counter(), Counter()
     for cls in classes:
         usable, too_small = [], []
         for name in sorted(os.listdir(os.path.join(path, cls))):
             file = os.path.join(path, cls, name)
             if not os.path.isfile(file):
+                continue
+            if f'{cls}/{name}' in excluded:
+                left_out[cls] += 1
                 continue
             if not is_image_name(name):
                 skipped[cls] += 1
@@ -234,9 +255,17 @@ def list_classes(path, pixel, verbose):
         if too_small and not usable:
             fail(f'class {cls}: every frame is smaller than the {pixel}-pixel crop '
                  f'({too_small[0]}); use a smaller -p')
-        frames[cls] = usable
+        if usable or not left_out[cls]:
+            frames[cls] = usable
+    if excluded:
+        dropped = sorted(set(classes) - set(frames))
+        print(f'--exclude: {sum(left_out.values())} frames left out'
+              + (f"; classes dropped: {', '.join(dropped)}" if dropped else ''))
+        if len(frames) < 2:
+            fail(f'--exclude {len(excluded)} frames: {len(frames)} class(es) keep frames; a '
+                 'classifier needs at least 2')
     if verbose:
-        for cls in classes:
+        for cls in frames:
             print(f'{cls}: {len(frames[cls])} frames, {skipped[cls]} non-image files skipped')
     return frames
 
@@ -366,7 +395,7 @@ def main(args):
 def build(args, final_dir):
     if os.path.exists(final_dir) and not args.force:
         fail(f'{final_dir} already exists; choose another -n name or add --force to replace it')
-    frames = list_classes(args.path, args.pixel, args.verbose)
+    frames = list_classes(args.path, args.pixel, args.verbose, args.excluded)
     tasks = plan_tasks(frames, args)
 
     # built in a hidden folder, renamed into place when complete: data/<name> is never partial
@@ -379,7 +408,8 @@ def build(args, final_dir):
         file = MANIFEST_COLUMNS.index('file')
         rows.sort(key=lambda r: (r[0], r[1], r[file]))     # split, class, crop file
         write_rows_atomic(MANIFEST_COLUMNS, rows, os.path.join(work_dir, 'manifest.csv'))
-        settings = {k: v for k, v in vars(args).items() if k != 'split_crops'}
+        settings = {k: v for k, v in vars(args).items() if k not in ('split_crops', 'excluded')}
+        settings['excluded_frames'] = len(args.excluded)
         settings['crops_per_class'] = dict(zip(SPLITS, args.split_crops))
         write_json_atomic(settings, os.path.join(work_dir, 'arguments.json'))
         install(work_dir, final_dir)

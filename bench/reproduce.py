@@ -19,9 +19,7 @@ the first seed's dataset (runs/reproduce/audit.json).
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
 
 import pandas as pd
 
@@ -29,21 +27,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from config import RUNTIME_KEYS, get_config  # noqa: E402
+from semcnn.evaluation.steps import run_step  # noqa: E402
 from semcnn.files.atomic import write_csv_atomic, write_json_atomic  # noqa: E402
+from semcnn.files.errors import run_main  # noqa: E402
 
 CROPS = '1280,320,320'
-
-
-def run_step(script, args, log):
-    """Run one pipeline command, its output appended to `log`; return wall seconds."""
-    cmd = [sys.executable, os.path.join(ROOT, script), *map(str, args)]
-    print('  $ python ' + ' '.join([script, *map(str, args)]), flush=True)
-    start = time.perf_counter()
-    with open(log, 'a', encoding='utf-8') as out:
-        proc = subprocess.run(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    if proc.returncode:
-        sys.exit(f'error: {script} failed (exit {proc.returncode}); see {log}')
-    return time.perf_counter() - start
 
 
 def device_name():
@@ -115,6 +103,7 @@ def main():
     if not os.path.isdir(args.source):
         sys.exit(f'error: {args.source}: no such folder; give --source with the class folders')
     args.source = os.path.abspath(args.source)   # the steps run in the project folder
+    os.chdir(ROOT)   # data/reproduce and runs/reproduce in the project folder
     args.pixel = args.pixel or get_config('reproduce', args.version)['crop_pixels']
     out_dir = os.path.join(ROOT, 'runs', 'reproduce')
     os.makedirs(out_dir, exist_ok=True)
@@ -140,4 +129,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_main(lambda _: main(), None)   # a failed step: one line naming its log

@@ -14,13 +14,13 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
-# (mean particle radius as a share of the frame width, crack lines per particle)
+# (mean particle radius as a share of the frame width, crack lines per particle[, face shade])
 CLASS_STYLES = {'synthA': (0.030, 0), 'synthB': (0.045, 0), 'synthC': (0.030, 3),
                 'synthD': (0.045, 3)}
 
 
-def particle_layer(rng, width, height, radius, cracks):
-    """Float image in [0, 1] of overlapping shaded spheres."""
+def particle_layer(rng, width, height, radius, cracks, shade=0.0):
+    """Float image in [0, 1] of overlapping shaded spheres, their faces `shade` brighter."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     image = rng.normal(0.12, 0.03, (height, width)).astype(np.float32)
     count = int(2.0 * width * height / (np.pi * radius ** 2))   # packed, as a real electrode
@@ -34,9 +34,9 @@ def particle_layer(rng, width, height, radius, cracks):
         d = np.hypot(xx[y0:y1, x0:x1] - cx, yy[y0:y1, x0:x1] - cy) / r
         inside = d < 1
         # secondary-electron contrast: bright rim, textured face
-        shade = 0.35 + 0.45 * d ** 3 + rng.normal(0, 0.06, d.shape)
+        face = 0.35 + shade + 0.45 * d ** 3 + rng.normal(0, 0.06, d.shape)
         patch = image[y0:y1, x0:x1]
-        patch[inside] = shade[inside]
+        patch[inside] = face[inside]
         for _ in range(cracks):
             angle = rng.uniform(0, np.pi)
             offset = rng.uniform(-0.5, 0.5)
@@ -59,9 +59,9 @@ def foil_layer(rng, width, height, level=0.45):
 def make_frame(rng, style, width=640, height=480, bar=32, label='SYNTHETIC', foil_from=None):
     """uint8 gray frame (height x width) whose bottom `bar` rows are a black data bar; with
     `foil_from`, the specimen rows from that one down are bare foil (the electrode's edge)."""
-    radius, cracks = style
+    radius, cracks, *shade = style
     pixels = np.empty((height, width), np.uint8)
-    specimen = particle_layer(rng, width, height - bar, radius * width, cracks)
+    specimen = particle_layer(rng, width, height - bar, radius * width, cracks, *shade)
     if foil_from is not None:
         specimen[foil_from:] = foil_layer(rng, width, height - bar - foil_from)
     pixels[:height - bar] = (specimen * 255).astype(np.uint8)
@@ -73,14 +73,28 @@ def make_frame(rng, style, width=640, height=480, bar=32, label='SYNTHETIC', foi
     return np.asarray(frame)
 
 
-def write_source(folder, classes=3, frames=12, width=640, height=480, bar=32, seed=0):
-    """Write folder/<class>/frame_NNN.png for the first `classes` styles; return the class names."""
-    names = list(CLASS_STYLES)[:classes]
+# Worlds of three "compositions" (particle size) in two states, for the transfer test: in
+# 'shared', a cycled particle is darker whatever its composition; in 'specific', what marks it
+# cycled differs by composition (darker in A, cracked in B, brighter in C), so a model trained on
+# A and B has never seen C's cue.
+STATE_WORLDS = {
+    'shared': {'A': (0.03, 0), 'A_cycled': (0.03, 0, -0.2), 'B': (0.045, 0),
+               'B_cycled': (0.045, 0, -0.2), 'C': (0.06, 0), 'C_cycled': (0.06, 0, -0.2)},
+    'specific': {'A': (0.03, 0), 'A_cycled': (0.03, 0, -0.2), 'B': (0.045, 0),
+                 'B_cycled': (0.045, 3), 'C': (0.06, 0), 'C_cycled': (0.06, 0, 0.2)},
+}
+
+
+def write_source(folder, classes=3, frames=12, width=640, height=480, bar=32, seed=0,
+                 styles=CLASS_STYLES):
+    """Write folder/<class>/frame_NNN.png for the first `classes` of `styles`; return the class
+    names."""
+    names = list(styles)[:classes]
     rng = np.random.default_rng(seed)
     for name in names:
         os.makedirs(os.path.join(folder, name), exist_ok=True)
         for i in range(frames):
-            pixels = make_frame(rng, CLASS_STYLES[name], width, height, bar)
+            pixels = make_frame(rng, styles[name], width, height, bar)
             Image.fromarray(pixels).save(os.path.join(folder, name, f'frame_{i:03d}.png'))
     return names
 

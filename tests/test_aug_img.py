@@ -223,3 +223,18 @@ def test_existing_dataset_needs_force(source, tmp_path):
     leftovers = sorted(p.name for p in (tmp_path / 'data').iterdir() if p.name != 'ds')
     assert leftovers == ['.ds.lock', '.latest']   # the lock stays (empty once released): no data
     assert (tmp_path / 'data' / '.latest').read_text() == 'ds\n'   # train.py's default
+
+
+def test_excluded_frames_never_reach_the_dataset_and_an_emptied_class_is_dropped(source,
+                                                                                  tmp_path):
+    listed = [f'synthC/frame_{i:03d}.png' for i in range(6)] + ['synthA/frame_002.png']
+    (tmp_path / 'leave_out.txt').write_text('\n'.join(listed) + '\n')
+    proc = run('aug_img.py', 'source', 60, '-p', 32, '-n', 'ds', '--exclude', 'leave_out.txt',
+               cwd=tmp_path)
+    assert '7 frames left out; classes dropped: synthC' in proc.stdout
+    m = manifest_of(tmp_path, 'ds')
+    assert set(m['class']) == {'synthA', 'synthB'}
+    assert not m['source'].str.endswith('synthA/frame_002.png').any()
+    assert not (tmp_path / 'data' / 'ds' / 'train' / 'synthC').exists()
+    assert_clean_error(run('aug_img.py', 'source', 60, '-p', 32, '-n', 'x', '--exclude',
+                           'missing.txt', cwd=tmp_path, check=False), '--exclude missing.txt')

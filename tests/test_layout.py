@@ -6,7 +6,7 @@ import os
 from conftest import ROOT
 
 CARD = {'config', 'dataset', 'utils'}      # the files the seed tells a user to edit
-COMMANDS = {'aug_img', 'train', 'test', 'predict', 'gradcam', 'audit'}
+COMMANDS = {'aug_img', 'train', 'test', 'predict', 'gradcam', 'audit', 'transfer'}
 TOP = CARD | COMMANDS
 
 

@@ -103,14 +103,11 @@ def test_every_script_runs_end_to_end_under_windows_file_rules(tmp_path):
 
 
 @pytest.mark.slow
-def test_an_output_another_program_holds_open_is_named_and_left_as_it_was(tmp_path):
-    write_source(str(tmp_path / 'source'), classes=2, frames=6, width=160, height=120, bar=16)
-    run_on_windows('aug_img.py', 'source', 60, '-p', 32, '-n', 'example', cwd=tmp_path)
-    run_on_windows('train.py', *TINY, cwd=tmp_path)
-    run_on_windows('test.py', *RUNTIME, cwd=tmp_path)
+def test_an_output_another_program_holds_open_is_named_and_left_as_it_was(trained):
+    run_on_windows('test.py', *RUNTIME, cwd=trained)
     table = os.path.join(RUN, 'predictions.csv')
-    before = (tmp_path / table).read_bytes()
-    proc = run_on_windows('test.py', *RUNTIME, cwd=tmp_path, held=[table], check=False)
+    before = (trained / table).read_bytes()
+    proc = run_on_windows('test.py', *RUNTIME, cwd=trained, held=[table], check=False)
     assert_clean_error(proc, f'close {table} in the program that has it open')
-    assert (tmp_path / table).read_bytes() == before
-    assert not [p for p in (tmp_path / RUN).iterdir() if p.name.startswith('.')]   # no temp left
+    assert (trained / table).read_bytes() == before
+    assert not [p for p in (trained / RUN).iterdir() if p.name.startswith('.')]   # no temp left
