@@ -1,9 +1,9 @@
 """Locks on dataset and run folders: two scripts never write, or replace what the other reads.
 
 Where fcntl exists (Linux, macOS) a folder's lock is flock on a file beside it: exclusive for a
-writer, shared for readers. Without it (Windows) the writer's lock is filelock's kernel lock
-(LockFileEx), which the system releases when the process ends, however it ends; Windows has no
-shared flock, so a reader checks that no writer is at work when it starts, and does not hold it.
+writer, shared for readers. Without it (Windows) the locks are filelock's kernel locks
+(LockFileEx), which the system also releases when the process ends, however it ends; they have
+no shared form, so each reader holds a lock of its own beside the folder's (see _kernel_locked).
 filelock's soft (marker-file) locks are never used: a killed run would leave a stale one.
 """
 import contextlib
@@ -51,8 +51,7 @@ def exclusive(folder):
 def reading(folder):
     """Hold a shared lock of `folder` while the block reads it: any number of readers, but no
     writer (aug_img --force) may replace it meanwhile, and none may be at work now. A folder
-    on read-only storage needs no lock: nobody can replace it. Without fcntl, only "none may be
-    at work now": the writer's lock is taken and let go at once."""
+    on read-only storage needs no lock: nobody can replace it."""
     with _locked(folder, exclusive=False):
         yield
 
