@@ -3,14 +3,13 @@
     python transfer.py ../shared/sem --version cpu30                  # each composition in turn
     python transfer.py ../shared/sem --groups 523 811 --seeds 1 2     # chosen groups, 2 seeds
     python transfer.py my_frames --by session                         # each imaging session
-    python transfer.py ../shared/sem --version cpu --size 300 -p 224 --groups 523   # a quick look
 
 The frames are grouped by composition (the class name before '_'), by session (the date in each
 frame's sidecar) or by class. For each seed and each chosen group G, a dataset is cut without G's
 frames (aug_img.py --exclude), the version is trained on it, and predict.py answers for every
 frame of G as it would for a new cathode. Beside the folds, the same version on a normal split
 of all the frames (aug_img, train, test.py), for the 12-class numbers. Commands run as a user
-runs them, in the project folder; each fold is one full training (cpu30: 20-30 min on 2 cores).
+runs them, in the current folder; each fold is one full training (cpu30: about 20 min on 2 cores).
 
 Writes runs/transfer/<name>/: summary.csv (one row per fold and seed, and mean +- std per group
 over seeds), transfer.json (every score, with the state confusion and the classes the wrong

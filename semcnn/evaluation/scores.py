@@ -17,16 +17,25 @@ from semcnn.files.manifest import crop_name, frame_name, read_manifest
 PRISTINE = 'pristine'
 
 
+def read_class_name(name):
+    """(composition, state) of a class name <composition>[_<state>] (no suffix: pristine), or
+    None when the name does not read so."""
+    composition, sep, state = name.partition('_')
+    if not composition or (sep and (not state or '_' in state)):
+        return None
+    return composition, state if sep else PRISTINE
+
+
 def class_factors(classes):
     """{'composition': [...], 'state': [...]}, one entry per class, when every name reads
     <composition>[_<state>] and both factors take at least two values; otherwise None."""
     compositions, states = [], []
     for name in classes:
-        composition, sep, state = name.partition('_')
-        if not composition or (sep and (not state or '_' in state)):
+        factors = read_class_name(name)
+        if factors is None:
             return None
-        compositions.append(composition)
-        states.append(state if sep else PRISTINE)
+        compositions.append(factors[0])
+        states.append(factors[1])
     if len(set(compositions)) < 2 or len(set(states)) < 2:
         return None
     return {'composition': compositions, 'state': states}

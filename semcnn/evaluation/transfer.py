@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from semcnn.evaluation.scores import PRISTINE
+from semcnn.evaluation.scores import PRISTINE, read_class_name
 from semcnn.files.frames import is_image_name
 from semcnn.files.sidecar import acquisition, read_sidecar
 
@@ -18,14 +18,14 @@ LOW_AGREEMENT = 0.75   # a verdict that fewer of the frame's material tiles shar
 
 
 def state_of(cls):
-    """The state a class name <composition>[_<state>] reads (no suffix: pristine)."""
-    _, sep, state = cls.partition('_')
-    return state if sep else PRISTINE
+    """The state a class name <composition>[_<state>] reads (no suffix: pristine); '' for a
+    name that does not read so (no state the model can name matches it)."""
+    return (read_class_name(cls) or (cls, ''))[1]
 
 
 def group_of(source, cls, name, by):
     if by == 'composition':
-        return cls.partition('_')[0]
+        return cls.partition('_')[0]   # the name before '_', whether or not a state follows
     if by == 'session':   # the acquisition date in the frame's sidecar
         return acquisition(read_sidecar(os.path.join(source, cls, name)))['date'] or 'unknown'
     return cls
