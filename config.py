@@ -19,7 +19,8 @@ from semcnn.data.augment import SESSION_KEYS
 from semcnn.files.errors import fail
 from semcnn.files.paths import DATA_ROOT, is_dataset_name, latest_dataset, run_dir_of
 from semcnn.training.checkpoint import Checkpoint, checkpoint_path
-from semcnn.training.model import INTENSITY_TREATMENTS, LOCAL_MODELS, classification_models
+from semcnn.training.model import (HEADS, INTENSITY_TREATMENTS, LOCAL_MODELS,
+                                   classification_models)
 
 dataset_name = 'example'
 version = 'cpu'
@@ -54,10 +55,19 @@ def gen_default(dataset, **changes):
         'blur': 0.0,
         'illumination': 0.0,
         'noise': 0.0,
+        # ... and what else differs between real sessions: an unsharp mask (finer focus, more
+        # local contrast) of amount up to sharpen, and another magnification, a zoom by a factor
+        # up to 1 + scale either way
+        'sharpen': 0.0,
+        'scale': 0.0,
         # per-crop input treatment inside the model: none (normalize with the training split's
         # statistics, if on), equalize (grey levels replaced by their rank within the crop) or
         # standardize (each crop to mean 0, std 1); kept in the checkpoint, applied at test time
         'intensity': 'none',
+        # flat: one softmax over the classes; factored: composition and state as two softmaxes
+        # on one trunk (class names <composition>[_<state>]), so that the state is learnt across
+        # compositions (semcnn/training/model.py)
+        'head': 'flat',
         'warmup_epochs': 0.0,           # linear learning-rate warm-up before the schedule
         'preload': False,               # decode all crops once into memory (else per item)
         'channels_last': False,         # NHWC memory layout: same results, faster convolutions
@@ -117,6 +127,12 @@ GPU_LEGACY = {**_SCRATCH, 'model': 'resnet18', 'input_size': 224, 'batch_size': 
 # gets 20 epochs instead of 14.
 SESSION_INVARIANT = {'intensity': 'equalize', 'blur': 1.0, 'illumination': 0.3, 'noise': 0.03}
 CPU30 = {**CPU30_LEGACY, **SESSION_INVARIANT, 'epochs': 20}
+# Candidates for a state that carries over to a composition never trained on (issue 20; the
+# rule that chooses between them is in RESULTS.md): composition and state as two heads on one
+# trunk; and that, with session augmentation that also sharpens, raises local contrast and
+# changes the magnification by up to 15 %.
+CPU30_FACTORED = {**CPU30, 'head': 'factored'}
+CPU30_FACTORED_SHARP = {**CPU30_FACTORED, 'sharpen': 1.0, 'scale': 0.15}
 # On an H100 the legacy gpu recipe trained in 2 of its 10 minutes (117 s for 40 epochs): the
 # augmented task gets 80 epochs (not yet measured on a GPU; bench/reproduce.py --version gpu).
 # At 224 px the input is the crop at half its side: blur 2.0 there is 4 pixels of the frame.
@@ -129,7 +145,8 @@ PAPER_FAST = {**PAPER, 'batch_size': 128, 'lr': 2e-3, 'preload': True, 'channels
 
 
 VERSIONS = {'paper': PAPER, 'paper_fast': PAPER_FAST, 'cpu': CPU, 'cpu30': CPU30, 'gpu': GPU,
-            'cpu30_legacy': CPU30_LEGACY, 'gpu_legacy': GPU_LEGACY}
+            'cpu30_legacy': CPU30_LEGACY, 'gpu_legacy': GPU_LEGACY,
+            'cpu30_factored': CPU30_FACTORED, 'cpu30_factored_sharp': CPU30_FACTORED_SHARP}
 # Datasets with defaults of their own (none yet); any other data/<name>/ gets gen_default(name).
 config = {}
 
@@ -214,8 +231,8 @@ def check_values(cfg):
     if cfg['illumination'] >= 1:
         fail(f"illumination={cfg['illumination']}: must be below 1 (a gain ramp of +-100 % "
              'would black out half the crop)')
-    choices = {'intensity': INTENSITY_TREATMENTS, 'amp': AMP_MODES, 'loss': LOSSES,
-               'optimizer': OPTIMIZERS, 'scheduler': SCHEDULERS,
+    choices = {'intensity': INTENSITY_TREATMENTS, 'head': HEADS, 'amp': AMP_MODES,
+               'loss': LOSSES, 'optimizer': OPTIMIZERS, 'scheduler': SCHEDULERS,
                'model': classification_models()}
     for key, allowed in choices.items():
         if cfg[key] not in allowed:

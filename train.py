@@ -245,13 +245,13 @@ def train(cfg, args, ranks, device):
         if resume.classes != classes:
             fail(f"--resume: the run was trained on classes {resume.classes}, "
                  f"{cfg['data_dir']} has {classes}")
-        model = build_model(cfg, len(classes), pretrained=False)
+        model = build_model(cfg, classes, pretrained=False)
         model.load_state_dict(resume.model)
     else:
         # a per-crop intensity treatment normalises each crop itself: no statistics needed
         per_split = cfg['normalize'] and cfg['intensity'] == 'none'
         mean, std = channel_stats(train_set) if per_split else ((0.0,) * 3, (1.0,) * 3)
-        model = build_model(cfg, len(classes), mean, std)
+        model = build_model(cfg, classes, mean, std)
     start = resume.epoch if resume else 0
     if start >= cfg['epochs']:
         fail(f"--resume: {run_dir} has already trained {start} of epochs={cfg['epochs']}; "

@@ -119,7 +119,7 @@ def measure(cfg, device, args, bare=False):
         fail(f"{cfg['data_dir']}/train has {len(train_set)} crops; the {cfg['version']} row "
              f"needs {needed} ((--warmup + --steps) x batch {cfg['batch_size']})")
     loader = make_loader(train_set, cfg, True, device)
-    model = build_model(cfg, len(train_set.classes), pretrained=False)
+    model = build_model(cfg, train_set.classes, pretrained=False)
     t = build_training(cfg, model, device, len(loader))
     seed_epoch(loader, cfg['seed'], 0)
     batches = iter(loader)   # one epoch: warm-up steps, then the timed ones

@@ -90,6 +90,10 @@ def test_values_that_make_no_sense_are_refused():
         config_from_args(parser.parse_args(['--set', 'blur=-1']))
     with pytest.raises(UserError, match='illumination'):
         config_from_args(parser.parse_args(['--set', 'illumination=1']))
+    with pytest.raises(UserError, match='head=joint: choose one of flat, factored'):
+        config_from_args(parser.parse_args(['--set', 'head=joint']))
+    with pytest.raises(UserError, match='sharpen=-0.5'):
+        config_from_args(parser.parse_args(['--set', 'sharpen=-0.5']))
 
 
 def test_recipes_read_the_material_and_keep_the_legacy_ones_for_comparison():

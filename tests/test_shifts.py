@@ -76,15 +76,47 @@ def test_blur_illumination_and_noise_change_what_they_should():
     assert abs(noisy.std().item() - 0.05) < 0.01
 
 
-def test_session_augment_is_seeded_bounded_and_off_by_default():
+def test_sharpen_and_rescale_change_what_they_should():
+    edge = torch.full((2, 1, 16, 16), 0.3)
+    edge[..., 8:] = 0.7
+    out = acquisition.sharpen(edge, [0.0, 1.0], [1.0, 1.0])
+    assert torch.equal(out[0], edge[0])                          # amount 0: untouched
+    row = out[1, 0, 8]
+    assert row[7] < 0.3 - 0.05 and row[8] > 0.7 + 0.05          # overshoot: a crisper edge
+    assert torch.allclose(row[:4], torch.tensor(0.3)) and torch.allclose(row[-4:],
+                                                                         torch.tensor(0.7))
+    square = torch.zeros(3, 1, 32, 32)
+    square[..., 12:20, 12:20] = 1                                # 8 x 8 in the centre
+    zoomed = acquisition.rescale(square, [1.0, 2.0, 0.5])
+    assert torch.equal(zoomed[0], square[0])                     # factor 1: untouched
+    assert (zoomed[1] > 0.5).sum() == 16 * 16                    # magnified twice
+    assert (zoomed[1, 0, 16] > 0.5).nonzero().flatten().tolist() == list(range(8, 24))
+    assert (zoomed[2, 0, 12:20, 12:20] > 0.5).sum() == 4 * 4     # half: 4 x 4 in the centre
+    assert zoomed.min() >= 0 and zoomed.max() <= 1
+
+
+@pytest.mark.parametrize('more', [{}, {'sharpen': 1.0, 'scale': 0.2}])
+def test_session_augment_is_seeded_bounded_and_off_by_default(more):
     x = torch.rand(8, 1, 32, 32)
-    augment = SessionAugment(gamma=0.3, blur=1.0, illumination=0.3, noise=0.05)
+    augment = SessionAugment(gamma=0.3, blur=1.0, illumination=0.3, noise=0.05, **more)
     first = augment.apply(x, augment.draw(8, torch.Generator().manual_seed(3)))
     again = augment.apply(x, augment.draw(8, torch.Generator().manual_seed(3)))
     assert torch.equal(first, again) and first.min() >= 0 and first.max() <= 1
     untouched = [torch.equal(a, b) for a, b in zip(first, x)]
     assert 0 < sum(untouched) < 8          # some changed, some left clean for BatchNorm
     assert not SessionAugment()
+
+
+def test_sharpen_and_scale_leave_the_draws_of_older_recipes_as_they_were():
+    """A recipe without sharpen or scale is augmented as before they existed: its results
+    (RESULTS.md) stay reproducible."""
+    old, new = SessionAugment(blur=1.0), SessionAugment(blur=1.0, scale=0.1)
+    u_old, seed_old = old.draw(8, torch.Generator().manual_seed(5))
+    u_new, seed_new = new.draw(8, torch.Generator().manual_seed(5))
+    expected = torch.Generator().manual_seed(5)
+    assert torch.equal(u_old, torch.rand(6, 8, generator=expected))
+    assert seed_old == int(torch.randint(2 ** 62, (), generator=expected))
+    assert torch.equal(u_new[:6], u_old) and seed_new == seed_old and u_new.shape == (9, 8)
 
 
 def test_preloaded_training_batches_get_the_session_augmentation(tmp_path):

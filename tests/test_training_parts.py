@@ -111,3 +111,24 @@ def test_channels_last_layout_gives_the_same_predictions():
         after = model.use_channels_last()(x)
     assert model.net[0].weight.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)
+
+
+CLASSES = ['333', '333_cycled', '333_formation', '811', '811_cycled', '811_formation']
+
+
+def test_a_factored_head_gives_each_class_its_composition_times_its_state():
+    model = build_model({'model': 'semnet_s4', 'head': 'factored'}, CLASSES,
+                        pretrained=False).eval()
+    with torch.no_grad():
+        probs = model(torch.rand(5, 1, 64, 64)).softmax(1)
+    # rows: composition 333, 811; columns: cycled, formation, pristine (the names' order)
+    table = probs[:, [1, 2, 0, 4, 5, 3]].view(5, 2, 3)
+    composition, state = table.sum(2), table.sum(1)
+    assert torch.allclose(probs.sum(1), torch.ones(5), atol=1e-5)
+    assert torch.allclose(table, composition[:, :, None] * state[:, None, :], atol=1e-5)
+
+
+def test_a_factored_head_needs_class_names_that_read_composition_and_state():
+    with pytest.raises(UserError, match='head=factored.*<composition>'):
+        build_model({'model': 'semnet_s4', 'head': 'factored'}, ['cat', 'dog', 'cow'],
+                    pretrained=False)

@@ -23,8 +23,9 @@ def transfer(cwd, world, *extra):
 
 
 @pytest.mark.slow
-def test_a_state_cue_shared_across_compositions_carries_over(tmp_path):
-    scores = transfer(tmp_path, 'shared')
+@pytest.mark.parametrize('head', ['flat', 'factored'])
+def test_a_state_cue_shared_across_compositions_carries_over(tmp_path, head):
+    scores = transfer(tmp_path, 'shared', '--set', f'head={head}')
     fold = scores['folds']['C_seed1']
     assert fold['frames'] == 16 and fold['judged'] == 16
     assert fold['balanced'] >= 0.9

@@ -20,7 +20,8 @@ def jitter(x, amount, draws):
     return ((x - mean) * gain + mean + offset).clamp(0, 1)
 
 
-SESSION_KEYS = ('gamma', 'blur', 'illumination', 'noise')   # SessionAugment's amounts
+SESSION_KEYS = ('gamma', 'blur', 'illumination', 'noise', 'sharpen', 'scale')   # the amounts
+SHARPEN_RADII = (0.5, 4.0)   # unsharp-mask radii drawn (log-uniform), in pixels of the input
 
 
 class SessionAugment:
@@ -30,27 +31,37 @@ class SessionAugment:
 
     gamma: largest |ln g| of the grey-level curve x ** g; blur: largest Gaussian sigma in
     pixels of the network's input; illumination: largest gain ramp +-amplitude across the
-    image; noise: largest standard deviation of additive Gaussian noise. Half of the images
+    image; noise: largest standard deviation of additive Gaussian noise; sharpen: largest
+    unsharp-mask amount, at a radius from SHARPEN_RADII (finer focus to more local contrast);
+    scale: largest change of magnification, a zoom by a factor up to 1 + scale either way. Half
+    of the images
     (drawn) are left as they are: with every training image changed, BatchNorm's running
     statistics describe changed images only, and clean ones are misjudged at validation."""
 
-    def __init__(self, gamma=0.0, blur=0.0, illumination=0.0, noise=0.0):
+    def __init__(self, gamma=0.0, blur=0.0, illumination=0.0, noise=0.0, sharpen=0.0,
+                 scale=0.0):
         self.gamma, self.blur, self.illumination, self.noise = gamma, blur, illumination, noise
+        self.sharpen, self.scale = sharpen, scale
 
     def __bool__(self):
-        return any((self.gamma, self.blur, self.illumination, self.noise))
+        return any((self.gamma, self.blur, self.illumination, self.noise, self.sharpen,
+                    self.scale))
 
     def draw(self, n, generator=None):
-        """6 x N uniform draws (the amounts, and whether the image is changed at all), and a
-        seed for the noise field, from `generator` (on the CPU, so that a seed gives the same
-        augmentation on any device)."""
-        return (torch.rand(6, n, generator=generator),
-                int(torch.randint(2 ** 62, (), generator=generator)))
+        """6 x N uniform draws (the amounts, and whether the image is changed at all), a seed
+        for the noise field, and 3 x N more when sharpen or scale is on (drawn last, so that
+        recipes without them draw as they always did), from `generator` (on the CPU, so that a
+        seed gives the same augmentation on any device)."""
+        u = torch.rand(6, n, generator=generator)
+        noise_seed = int(torch.randint(2 ** 62, (), generator=generator))
+        if self.sharpen or self.scale:
+            u = torch.cat([u, torch.rand(3, n, generator=generator)])
+        return u, noise_seed
 
     def apply(self, x, draws):
         u, noise_seed = draws
         changed = (u[5] < 0.5).float()   # the others get amounts of 0: they stay as they are
-        u = u[:5] * changed
+        u = torch.cat([u[:5], u[6:]]) * changed   # rows 5.. are now the sharpen/scale draws
         if self.gamma:
             x = acquisition.gamma(x, torch.exp((2 * u[0] - changed) * self.gamma))
         if self.blur:
@@ -60,6 +71,11 @@ class SessionAugment:
         if self.noise:
             field = torch.Generator(device=x.device).manual_seed(noise_seed)
             x = acquisition.noise(x, u[4] * self.noise, field)
+        if self.sharpen:
+            low, high = SHARPEN_RADII
+            x = acquisition.sharpen(x, u[5] * self.sharpen, low * (high / low) ** u[6])
+        if self.scale:   # ln of the zoom uniform in +-ln(1 + scale); unchanged images get 1
+            x = acquisition.rescale(x, torch.exp((2 * u[7] - changed) * math.log1p(self.scale)))
         return x
 
 

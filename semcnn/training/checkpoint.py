@@ -64,7 +64,7 @@ def load_trained(cfg, path, checkpoint, device):
     """(model on `device` in eval mode, class names) of `checkpoint` read from `path`, built as
     its own config `cfg` says (config.open_run)."""
     classes = list(checkpoint.classes)
-    model = build_model(cfg, len(classes), pretrained=False)
+    model = build_model(cfg, classes, pretrained=False)
     try:
         model.load_state_dict(checkpoint.model)
     except RuntimeError as e:

@@ -8,6 +8,12 @@ grey levels are replaced by their rank within the crop, and with 'standardize' e
 brought to mean 0 and standard deviation 1: what the microscope's brightness, contrast and
 detector curve did to the crop is then gone before the network sees it. The treatment is part
 of the model, so test.py, predict.py and gradcam.py apply exactly what training did.
+
+The head (config key `head`) is one softmax over the classes ('flat'), or ('factored') two on
+one trunk, over compositions and over states, for class names <composition>[_<state>]: a class's
+log-probability is that of its composition plus that of its state. The state features are then
+shared by every composition, so that a state can be named on a composition never trained on.
+The output is still one score per class, and every script reads it as before.
 """
 import functools
 import os
@@ -19,9 +25,11 @@ from torch import nn
 
 from semcnn.data.acquisition import equalize
 from semcnn.data.images import with_channels
+from semcnn.evaluation.scores import class_factors
 from semcnn.files.errors import fail
 
 INTENSITY_TREATMENTS = ('none', 'equalize', 'standardize')
+HEADS = ('flat', 'factored')
 UNIFORM_STD = 12 ** -0.5   # standard deviation of equalized grey levels (uniform on [0, 1])
 
 
@@ -62,6 +70,36 @@ class SEMClassifier(nn.Module):
         return (x - self.mean[:, :channels]) / self.std[:, :channels]
 
 
+class FactoredHead(nn.Module):
+    """Composition x state: one linear layer gives the logits of both factors, each factor gets
+    its own log-softmax, and each class's output is the sum of its composition's and its
+    state's log-probabilities. Softmax over these outputs gives P(composition) * P(state), so
+    cross-entropy on them trains both factors (exactly their two cross-entropies when every
+    combination is a class)."""
+
+    def __init__(self, in_features, classes):
+        super().__init__()
+        factors = class_factors(classes)
+        if factors is None:
+            fail(f"head=factored: the class names ({', '.join(classes)}) must read "
+                 '<composition>[_<state>], with at least two of each; use --set head=flat')
+        compositions = sorted(set(factors['composition']))
+        states = sorted(set(factors['state']))
+        self.compositions = len(compositions)
+        self.linear = nn.Linear(in_features, len(compositions) + len(states))
+        self.register_buffer('composition_index', torch.tensor(
+            [compositions.index(c) for c in factors['composition']]))
+        self.register_buffer('state_index', torch.tensor(
+            [len(compositions) + states.index(s) for s in factors['state']]))
+
+    def forward(self, features):
+        logits = self.linear(features)
+        split = self.compositions
+        log_probs = torch.cat([logits[:, :split].log_softmax(1),
+                               logits[:, split:].log_softmax(1)], 1)
+        return log_probs[:, self.composition_index] + log_probs[:, self.state_index]
+
+
 class SEMNet(nn.Sequential):
     """A small plain CNN for training from scratch on a CPU: a stem of 3x3 convolutions, then
     four stages of two 3x3 convolutions (width w, 2w, 4w, 8w; each stage after the first halves
@@ -94,19 +132,20 @@ def classification_models():
     return sorted(LOCAL_MODELS) + sorted(torchvision.models.list_models(module=torchvision.models))
 
 
-def _replace_head(net, num_classes, name):
-    """Swap the last Linear layer (ImageNet's 1000 classes) for one with num_classes outputs."""
+def _replace_head(net, new_head, name):
+    """Swap the last Linear layer (ImageNet's 1000 classes, or a flat head) for new_head(old)."""
     last = None
     for module_name, module in net.named_modules():
         if isinstance(module, nn.Linear):
             last = module_name
     if last is None:
-        fail(f'model={name}: its pretrained head is not a Linear layer, which this pipeline '
-             'replaces; choose another model or --set pretrained=false')
+        fail(f'model={name}: its head is not a Linear layer, which this pipeline replaces (for '
+             'ImageNet weights or head=factored); choose another model, or --set '
+             'pretrained=false and head=flat')
     parent_name, _, attr = last.rpartition('.')
     parent = net.get_submodule(parent_name) if parent_name else net
     old = getattr(parent, attr)
-    setattr(parent, attr, nn.Linear(old.in_features, num_classes, bias=old.bias is not None))
+    setattr(parent, attr, new_head(old))
 
 
 def _imagenet_state(name, weights_file):
@@ -132,13 +171,16 @@ def _imagenet_state(name, weights_file):
              'to train from scratch')
 
 
-def build_model(cfg, num_classes, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), pretrained=None):
-    """SEMClassifier around `cfg['model']`: semnet, or a torchvision classifier by name.
+def build_model(cfg, classes, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), pretrained=None):
+    """SEMClassifier around `cfg['model']`: semnet, or a torchvision classifier by name, with
+    the head `cfg['head']` over `classes` (the class names; their number is enough for a flat
+    head).
 
     pretrained=None follows cfg['pretrained']; pass False when weights will be loaded from a
     checkpoint anyway (resume, test), so that nothing is downloaded for nothing.
     """
     name = cfg['model']   # a known name without ImageNet weights (config.check_values)
+    num_classes = classes if isinstance(classes, int) else len(classes)
     if pretrained is None:
         pretrained = cfg['pretrained']
     if name in LOCAL_MODELS:
@@ -151,7 +193,10 @@ def build_model(cfg, num_classes, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), pre
         except (RuntimeError, TypeError, AttributeError) as e:
             fail(f"weights_file={cfg['weights_file']}: does not fit model {name} "
                  f'({str(e).splitlines()[0]})')
-        _replace_head(net, num_classes, name)
+        _replace_head(net, lambda old: nn.Linear(old.in_features, num_classes,
+                                                 bias=old.bias is not None), name)
     else:
         net = torchvision.models.get_model(name, num_classes=num_classes)
+    if cfg.get('head', 'flat') == 'factored':
+        _replace_head(net, lambda old: FactoredHead(old.in_features, list(classes)), name)
     return SEMClassifier(net, mean, std, cfg.get('intensity', 'none'))
