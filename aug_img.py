@@ -13,6 +13,12 @@ The `size` crops of a class are divided between the splits in the same proportio
 `--crops train,validate,test` says), and each split's crops are cut only from its own frames, so
 no frame feeds two splits. The instrument's data bar is cut off every frame before cropping.
 
+Crops are cut at one physical scale. Each frame's scale (micrometres per pixel) comes from
+`--pixel-size`, a TIFF pixel-size tag, or the sidecar's magnification on a calibrated instrument
+(semcnn/files/scale.py); frames at another scale than the most common one are resampled to it
+before cropping (more than 4 times off: left out), and frames of unknown scale are cut as they
+are. The terminal says which; the manifest records each crop's scale, and train.py keeps it.
+
 Crops without enough cathode material (under two thirds of the crop shows it, as
 semcnn/data/material.py judges: bare current-collector foil, a hole, off-specimen) are counted per
 class on the terminal; they are label noise for training. `--skip-bare` cuts crops only where
@@ -22,7 +28,8 @@ its crops to its split-mates).
 Output (data/.latest then names it: train.py and test.py use it when given no --dataset):
 data/<name>/{train,validate,test}/<class>/*.tif (lossless, the source pixels; gray frames
 stay one channel), data/<name>/manifest.csv (one row per crop: where it was cut, its share of
-material, the frame's acquisition settings from its sidecar <frame>.txt; semcnn/files/manifest.py)
+material, the frame's acquisition settings from its sidecar <frame>.txt, its scale;
+semcnn/files/manifest.py)
 and data/<name>/arguments.json.
 The dataset is built in a hidden folder and renamed into place when complete.
 """
@@ -38,6 +45,7 @@ from collections import Counter
 import numpy as np
 from tqdm import tqdm
 
+from semcnn.data.images import rescale_pixels
 from semcnn.data.material import MIN_SHARE, MaterialMap, shows_material
 from semcnn.files.atomic import (atomic_path, make_public, write_failed, write_json_atomic,
                                  write_rows_atomic)
@@ -47,6 +55,7 @@ from semcnn.files.frames import (UnreadableImage, cut_bar, image_size, is_image_
 from semcnn.files.locks import exclusive
 from semcnn.files.manifest import MANIFEST_COLUMNS
 from semcnn.files.paths import DATA_ROOT, LATEST_DATASET, is_dataset_name
+from semcnn.files.scale import common_scale, frame_scale, plan
 from semcnn.files.sidecar import ACQUISITION_COLUMNS, acquisition, read_sidecar
 
 SPLITS = ('train', 'validate', 'test')
@@ -85,6 +94,9 @@ def get_args_parser():
                         '(transfer.py leaves a group of frames out this way); a class left '
                         'without frames is dropped')
     p.add_argument('--workers', type=int, default=os.cpu_count() or 1)
+    p.add_argument('--pixel-size', type=float, default=None, metavar='UM',
+                   help="the frames' scale in micrometres per pixel (default: from each "
+                        "frame's TIFF tags or calibrated sidecar; README 'Scale')")
     p.add_argument('--force', action='store_true', help='replace an existing dataset folder')
     return p
 
@@ -120,6 +132,8 @@ def check_args(args):
         fail(f'--workers {args.workers}: give 1 or more')
     if args.block < 1:
         fail(f'--block {args.block}: give 1 (each frame on its own) or more frames per run')
+    if args.pixel_size is not None and not 0 < args.pixel_size < float('inf'):
+        fail(f'--pixel-size {args.pixel_size}: give the micrometres per pixel, above 0')
     if args.name is None:
         args.name = f'size{args.size}_pixel{args.pixel}'
     if not is_dataset_name(args.name):
@@ -287,6 +301,44 @@ def plan_tasks(frames, args):
     return tasks
 
 
+def plan_scales(tasks, args):
+    """Each task with the factor that brings its frame to the dataset's scale (the most common
+    one) and the scale its crops are recorded at (manifest: um_per_px, scale_source). Says what
+    was found; a frame too far from that scale gives its crops to its split-mates."""
+    scales = {t['file']: frame_scale(t['file'], args.pixel_size) for t in tasks}
+    target = common_scale(scales.values())
+    if target is None:
+        print('scale: unknown for every frame (no --pixel-size, TIFF pixel-size tag or '
+              "calibrated sidecar): crops are cut in pixels; README 'Scale'")
+    kept, problems, unknown, resampled = [], [], set(), set()
+    for task in tasks:
+        scale = scales[task['file']]
+        how = plan(scale, target)
+        if how.problem:
+            problems.append(task)
+            continue
+        if target is not None and not scale.known:
+            unknown.add(task['file'])
+        elif how.factor != 1:
+            resampled.add(task['file'])
+        task.update(zoom=how.factor, scale=[f'{target:.6g}', scale.source] if scale.known
+                    else ['', scale.source])
+        kept.append(task)
+    if target is not None:
+        sources = Counter(s.source for s in scales.values() if s.known)
+        print(f'scale: {target:.4g} um/pixel, the most common of {len(scales)} frames ('
+              + ', '.join(f'{n} from {source}' for source, n in sources.most_common()) + ')'
+              + (f'; {len(resampled)} frames at other scales resampled to it' if resampled
+                 else ''))
+    if unknown:
+        print(f'warning: {len(unknown)} frames of unknown scale cut as they are, as if at '
+              f'{target:.4g} um/pixel; give --pixel-size if they are not', file=sys.stderr)
+    for task in {t['file']: t for t in problems}.values():
+        print(f"warning: skipping {task['file']}: {plan(scales[task['file']], target).problem}",
+              file=sys.stderr)
+    return kept + reassign(problems, kept, {t['file'] for t in kept}, 0, args.pixel == 'full')
+
+
 def share_out(count, n_frames):
     """`count` crops spread over `n_frames` frames as evenly as possible."""
     return [count // n_frames + (i < count % n_frames) for i in range(n_frames)]
@@ -300,6 +352,7 @@ def cut_frame(task, pixel, bar, out_dir, fmt, skip_bare):
     except UnreadableImage as e:
         return [], None, f"skipping {task['file']}: {e}"
     pixels, bar_rows = cut_bar(pixels, bar)
+    pixels = rescale_pixels(pixels, task['zoom'])   # to the dataset's scale (plan_scales)
     height, width = pixels.shape[:2]
     if pixel == 'half':
         cw, ch = width // 2, height // 2
@@ -331,7 +384,7 @@ def cut_frame(task, pixel, bar, out_dir, fmt, skip_bare):
         rel = os.path.join(task['split'], task['cls'], f"{stem}_{task['tag']}{i:04d}_x{x}_y{y}.{fmt}")
         save_crop(os.path.join(out_dir, rel), pixels[y:y + ch, x:x + cw], fmt)
         rows.append([task['split'], task['cls'], task['file'], x, y, cw, ch, bar_rows, rel, share]
-                    + [settings[c] for c in ACQUISITION_COLUMNS])
+                    + [settings[c] for c in ACQUISITION_COLUMNS] + task['scale'])
     return rows, bar_rows, None
 
 
@@ -396,7 +449,7 @@ def build(args, final_dir):
     if os.path.exists(final_dir) and not args.force:
         fail(f'{final_dir} already exists; choose another -n name or add --force to replace it')
     frames = list_classes(args.path, args.pixel, args.verbose, args.excluded)
-    tasks = plan_tasks(frames, args)
+    tasks = plan_scales(plan_tasks(frames, args), args)
 
     # built in a hidden folder, renamed into place when complete: data/<name> is never partial
     work_dir = tempfile.mkdtemp(prefix=f'.{args.name}.partial-', dir=DATA_ROOT)

@@ -3,14 +3,19 @@
     python predict.py new_frames/                        # a folder of whole frames
     python predict.py a.jpg b.tif --version cpu30 --out results/additive
     python predict.py new_frames/ --bar 64               # rows of data bar to cut (default: detect)
+    python predict.py x1000_frames/ --pixel-size 0.133   # their scale, when nothing records it
 
 Each frame loses its data bar (found as aug_img.py finds it), and is cut into tiles the size of
 the run's training crops, evenly spaced to cover the frame; each tile is predicted (averaged over
 its 8 flips/turns when the config sets tta). A tile of bare foil, a hole or off-specimen (under
 two thirds of it shows cathode material, semcnn/data/material.py) is predicted but left out of the
 vote: a frame's verdict is the mean probability of its material tiles, and a frame with too few of
-them (under an eighth) gets none. Frames must be imaged at the magnification of the training frames:
-tiles are cut in pixels. Each frame is held against what the checkpoint records of the training
+them (under an eighth) gets none. Tiles are cut in pixels, so each frame is first brought to the
+training crops' scale (micrometres per pixel, recorded by train.py): its own scale comes from
+--pixel-size, a TIFF pixel-size tag or its sidecar's magnification (semcnn/files/scale.py); up to
+2 times either way it is resampled quietly, up to 4 times with a warning, beyond that it gets no
+verdict; a frame of unknown scale is read as it is, with a warning. Each frame is held against
+what the checkpoint records of the training
 frames (semcnn/evaluation/familiarity.py): acquisition settings from its sidecar (<frame>.txt or
 <frame>.jpg.txt: magnification, kV, detector, working distance) and its grey-level mean and spread.
 
@@ -18,7 +23,8 @@ A colour frame given to a model trained on gray crops is converted to gray (luma
 Writes to --out (default runs/<dataset>/<version>/predict/):
 - frames.csv: one row per frame: Frame, Prediction, Composition, State (when the class names
   read <composition>[_<state>]; empty without a verdict), Agreement (share of its material tiles
-  whose own prediction is the frame's), Tiles, Material tiles, Warnings (why there is no verdict,
+  whose own prediction is the frame's), Tiles, Material tiles, Scale um/px and Scale from (the
+  frame's own scale, and where it was found; empty when unknown), Warnings (why there is no verdict,
   and each way the frame differs from the training frames; one line on the terminal counts
   them), and the mean probability of each class over the material tiles;
 - tiles.csv: one row per tile: Frame, x, y, width, height, Material, Prediction, probability per
@@ -38,7 +44,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from config import add_checkpoint_argument, add_config_arguments, open_run, run_of_args
-from semcnn.data.images import to_tensor
+from semcnn.data.images import rescale_pixels, to_tensor
 from semcnn.data.loaders import worker_count
 from semcnn.data.material import MaterialMap, shows_material
 from semcnn.evaluation.familiarity import frame_warnings, grey_statistics, warning_kind
@@ -47,6 +53,7 @@ from semcnn.files.atomic import write_csv_atomic
 from semcnn.files.errors import fail, run_main
 from semcnn.files.frames import UnreadableImage, cut_bar, is_image_name, read_image
 from semcnn.files.locks import exclusive
+from semcnn.files.scale import frame_scale, plan
 from semcnn.files.sidecar import acquisition, read_sidecar
 from semcnn.training.checkpoint import load_trained
 from semcnn.training.device import amp_dtype, autocast, pick_device
@@ -61,6 +68,9 @@ def get_args_parser():
     p.add_argument('--out', default=None, help='output folder (default <run>/predict)')
     p.add_argument('--bar', type=int, default=None,
                    help='rows of data bar to cut (default: detected per frame; 0 keeps all)')
+    p.add_argument('--pixel-size', type=float, default=None, metavar='UM',
+                   help="the frames' scale in micrometres per pixel (default: from each "
+                        "frame's TIFF tags or calibrated sidecar; README 'Scale')")
     return p
 
 
@@ -88,14 +98,16 @@ def tile_starts(length, side):
 
 class FrameTiles(Dataset):
     """Item i, a dict: path, problem (why the frame cannot be predicted, or None), tiles (N x C x
-    S x S floats), corners ((x, y) of each), material (share of each tile that shows cathode
-    material), grey (median grey-level mean and std of its material tiles; None without any),
-    settings (the sidecar's acquisition settings), made_gray (a colour frame made gray for a
-    model trained on gray crops)."""
+    S x S floats), corners ((x, y) of each, in the frame at the training scale), material (share
+    of each tile that shows cathode material), grey (median grey-level mean and std of its
+    material tiles; None without any), settings (the sidecar's acquisition settings), scale (the
+    frame's Scale), scale_warning (or None), made_gray (a colour frame made gray for a model
+    trained on gray crops)."""
 
-    def __init__(self, files, tile, input_size, bar, channels):
+    def __init__(self, files, tile, input_size, bar, channels, um_per_px, pixel_size):
         self.files, self.tile, self.input_size = files, tile, input_size
         self.bar, self.channels = bar, channels
+        self.um_per_px, self.pixel_size = um_per_px, pixel_size
 
     def __len__(self):
         return len(self.files)
@@ -103,14 +115,20 @@ class FrameTiles(Dataset):
     def __getitem__(self, i):
         path = self.files[i]
         width, height = self.tile
+        scale = frame_scale(path, self.pixel_size)
+        how = plan(scale, self.um_per_px)
+        if how.problem:   # listed in frames.csv without a verdict, the reason its warning
+            return {'path': path, 'problem': how.problem, 'refused': scale}
         try:
             pixels, bar = cut_bar(read_image(path), self.bar)
         except UnreadableImage as e:
             return {'path': path, 'problem': str(e)}
+        pixels = rescale_pixels(pixels, how.factor)
         if pixels.shape[0] < height or pixels.shape[1] < width:
             return {'path': path, 'problem': (
-                f'{pixels.shape[1]}x{pixels.shape[0]} pixels without its {bar}-row data bar, '
-                f'smaller than the {width}x{height} tiles the model was trained on')}
+                f'{pixels.shape[1]}x{pixels.shape[0]} pixels without its {bar}-row data bar '
+                f'(at the training scale), smaller than the {width}x{height} tiles the model was '
+                'trained on')}
         made_gray = self.channels == 1 and pixels.ndim == 3
         if made_gray:
             pixels = luma(pixels)
@@ -121,10 +139,13 @@ class FrameTiles(Dataset):
         material = MaterialMap(pixels).shares(xs, ys, width, height)
         shown = [c for c, share in zip(crops, material) if shows_material(share)]
         grey = np.median([grey_statistics(c) for c in shown], axis=0).tolist() if shown else None
+        settings = acquisition(read_sidecar(path))
+        if scale.known and self.um_per_px is not None:
+            settings['magnification'] = ''   # the scale is known and matched: nothing to warn of
         return {'path': path, 'problem': None, 'made_gray': made_gray,
                 'tiles': torch.stack([to_tensor(c, self.input_size) for c in crops]),
                 'corners': corners, 'material': material.tolist(), 'grey': grey,
-                'settings': acquisition(read_sidecar(path))}
+                'settings': settings, 'scale': scale, 'scale_warning': how.warning}
 
 
 def luma(pixels):
@@ -136,6 +157,8 @@ def luma(pixels):
 def main(args):
     if args.bar is not None and args.bar < 0:
         fail(f'--bar {args.bar}: give 0 or more rows')
+    if args.pixel_size is not None and not 0 < args.pixel_size < float('inf'):
+        fail(f'--pixel-size {args.pixel_size}: give the micrometres per pixel, above 0')
     files = list_frames(args.frames)
     dataset, version, run_dir = run_of_args(args)
     out = args.out or os.path.join(run_dir, 'predict')
@@ -150,8 +173,11 @@ def predict_frames(args, cfg, path, checkpoint, files, out):
         fail(f'{path}: does not record the size of its training crops (written by an older '
              'train.py); train again to predict whole frames')
     tile = checkpoint.crop_size
-    frames = FrameTiles(files, tile, cfg['input_size'], args.bar,
-                        checkpoint.channels)
+    if args.pixel_size is not None and checkpoint.um_per_px is None:
+        print(f'note: {path} does not record the scale of its training crops (cut without a '
+              'known scale, or by an older aug_img.py): --pixel-size is not used')
+    frames = FrameTiles(files, tile, cfg['input_size'], args.bar, checkpoint.channels,
+                        checkpoint.um_per_px, args.pixel_size)
     loader = DataLoader(frames, batch_size=None, num_workers=worker_count(cfg),
                         pin_memory=device.type == 'cuda')
     amp = amp_dtype(cfg, device)
@@ -163,7 +189,11 @@ def predict_frames(args, cfg, path, checkpoint, files, out):
 
     # tiles of several frames share a batch: a frame has only a few dozen
     tile_rows, tile_probs, queued, frames, shares = [], [], [], [], []
+    refused = []
     for item in tqdm(loader, desc='predict', unit='frame'):
+        if item.get('refused'):
+            refused.append(item)
+            continue
         if item['problem']:
             tqdm.write(f"warning: skipping {item['path']}: {item['problem']}", file=sys.stderr)
             continue
@@ -179,8 +209,9 @@ def predict_frames(args, cfg, path, checkpoint, files, out):
         tile_probs.append(probabilities(torch.cat(queued)))
     if not tile_rows:
         shown = ', '.join(files[:3]) + (', ...' if len(files) > 3 else '')
+        first = f" ({refused[0]['path']}: {refused[0]['problem']})" if refused else ''
         fail(f'none of the {len(files)} files could be predicted ({shown}); see the warnings '
-             'above')
+             f'above{first}')
     made_gray = sum(f['made_gray'] for f in frames)
     if made_gray:
         print(f'note: {made_gray} colour frame(s) converted to gray: the model was trained on '
@@ -192,17 +223,29 @@ def predict_frames(args, cfg, path, checkpoint, files, out):
         row['Material'] = bool(shown)
     votes = vote_frames([r['Frame'] for r in tile_rows], probs, material=material)
     warnings = frame_warnings_of(frames, votes, checkpoint)
+    scales = {f['path']: f['scale'] for f in frames}
     frame_rows = [{'Frame': f, 'Prediction': classes[p.argmax()] if judged else '',
                    'Agreement': round(a, 4) if judged else '', 'Tiles': n,
-                   'Material tiles': m, 'Warnings': '; '.join(w)}
+                   'Material tiles': m, **scale_columns(scales[f]), 'Warnings': '; '.join(w)}
                   for f, p, a, n, m, judged, w in zip(votes.frames, votes.probs, votes.agreement,
                                                       votes.tiles, votes.material,
                                                       votes.has_verdict, warnings)]
-    write_table(frame_rows, votes.probs, classes, os.path.join(out, 'frames.csv'))
+    frame_rows += [{'Frame': r['path'], 'Prediction': '', 'Agreement': '', 'Tiles': 0,
+                    'Material tiles': 0, **scale_columns(r['refused']), 'Warnings': r['problem']}
+                   for r in refused]
+    warnings += [[r['problem']] for r in refused]
+    frame_probs = np.vstack([votes.probs, np.full((len(refused), len(classes)), np.nan)])
+    write_table(frame_rows, frame_probs, classes, os.path.join(out, 'frames.csv'))
     write_table(tile_rows, probs, classes, os.path.join(out, 'tiles.csv'))
     say_warnings(warnings)
     print(f'{len(frame_rows)} frames ({len(tile_rows)} tiles) predicted -> {out}/frames.csv, '
           f'{out}/tiles.csv')
+
+
+def scale_columns(scale):
+    """frames.csv's columns of a frame's Scale."""
+    return {'Scale um/px': f'{scale.um_per_px:.4g}' if scale.known else '',
+            'Scale from': scale.source}
 
 
 def frame_warnings_of(frames, votes, checkpoint):
@@ -216,6 +259,8 @@ def frame_warnings_of(frames, votes, checkpoint):
     warnings = []
     for i, path in enumerate(votes.frames):
         found = [votes.reason(i)] if not votes.has_verdict[i] else []
+        if by_path[path]['scale_warning']:
+            found.append(by_path[path]['scale_warning'])
         if familiar is not None:
             found += frame_warnings(familiar, by_path[path]['settings'], by_path[path]['grey'])
         warnings.append(found)

@@ -36,6 +36,7 @@ from semcnn.files.atomic import write_csv_atomic, write_json_atomic
 from semcnn.files.errors import fail, run_main
 from semcnn.files.frames import UnreadableImage, image_size
 from semcnn.files.locks import exclusive, reading
+from semcnn.files.manifest import training_scale
 from semcnn.files.paths import run_dir_of
 from semcnn.training import distributed
 from semcnn.training.checkpoint import Checkpoint
@@ -236,6 +237,7 @@ def train(cfg, args, ranks, device):
     channels = train_set[0][0].shape[0]
     # predict.py warns about frames unlike these (acquisition settings, grey-level range)
     familiar = familiarity.record(train_set, cfg['data_dir']) if ranks.is_main else None
+    um_per_px = training_scale(cfg['data_dir'])   # predict.py brings new frames to it
     val_set = SEMDataset(cfg['data_dir'], 'validate', classes, input_size=cfg['input_size'])
     if ranks.world > 1 and (len(train_set) < cfg['batch_size'] or len(val_set) < ranks.world):
         fail(f"{cfg['data_dir']}: {len(train_set)} training / {len(val_set)} validation crops "
@@ -299,7 +301,7 @@ def train(cfg, args, ranks, device):
         if ranks.is_main:
             checkpoint = Checkpoint(
                 model=t.raw.state_dict(), classes=classes, config=cfg, crop_size=crop_size,
-                channels=channels, familiar=familiar, epoch=epoch + 1, best_val_acc=best_acc,
+                channels=channels, um_per_px=um_per_px, familiar=familiar, epoch=epoch + 1, best_val_acc=best_acc,
                 history=history, optimizer=t.optimizer.state_dict(),
                 scheduler=t.scheduler.state_dict(), scaler=t.scaler.state_dict())
             if improved:

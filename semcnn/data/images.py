@@ -4,10 +4,11 @@ An image here is a C x H x W float tensor in [0, 1]: 1 channel for gray crops, 3
 """
 import functools
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from semcnn.files.frames import unit_scale
+from semcnn.files.frames import unit_scale, white
 
 
 def to_tensor(pixels, input_size):
@@ -34,6 +35,21 @@ def resize(x, input_size):
         x = F.interpolate(x.unsqueeze(0), size=(input_size, input_size), mode='bilinear',
                           antialias=True, align_corners=False)[0]
     return x
+
+
+def rescale_pixels(pixels, factor):
+    """An H x W (x C) uint8/uint16 frame with each side scaled by `factor`, in its own dtype:
+    area averaging when it shrinks (each new pixel the mean of those it covers), bilinear when
+    it grows. Brings a frame to another physical scale (semcnn/files/scale.py)."""
+    height, width = pixels.shape[:2]
+    size = (max(1, round(height * factor)), max(1, round(width * factor)))
+    if size == (height, width):
+        return pixels
+    x = unit_range(pixels).unsqueeze(0)
+    x = (F.interpolate(x, size=size, mode='area') if factor < 1 else
+         F.interpolate(x, size=size, mode='bilinear', align_corners=False))[0]
+    out = (x.clamp(0, 1) * white(pixels)).round().to(torch.int32).numpy().astype(pixels.dtype)
+    return out[0] if pixels.ndim == 2 else np.ascontiguousarray(out.transpose(1, 2, 0))
 
 
 def dihedral(x, k):

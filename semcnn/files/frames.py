@@ -2,13 +2,16 @@
 
 One job: turn an image file into a numpy array of its pixels (uint8 or uint16; H x W for gray
 content, H x W x 3 for colour) and tell how many bottom rows are the data bar. Used by aug_img.py
-to cut crops and by dataset.py to read them back.
+to cut crops and by dataset.py to read them back. TIFFs are read with tifffile (16-bit colour
+kept, the first page of a multi-page file); other formats, and TIFFs tifffile cannot decode
+(palette, inverted gray, compressions that need imagecodecs), with Pillow.
 """
 import functools
 import os
 import struct
 
 import numpy as np
+import tifffile
 from PIL import Image
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.tif', '.tiff', '.bmp')
@@ -68,23 +71,51 @@ def _upper_mask(size):
 def _to_array(im):
     """Pixels of an opened PIL image as uint8/uint16, gray (H, W) or colour (H, W, 3)."""
     mode = im.mode
-    if mode in ('I;16', 'I;16L', 'I;16B', 'I;16N'):
-        return np.asarray(im).astype(np.uint16)
-    if mode == 'I':
-        a = np.asarray(im)
-        if a.min() < 0 or a.max() > 65535:
-            raise UnreadableImage('32-bit integer pixels outside 0..65535; save it as 8- or 16-bit')
-        return a.astype(np.uint16)
-    if mode == 'F':
-        raise UnreadableImage('32-bit float pixels are not supported; save it as 8- or 16-bit')
+    if mode in ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I', 'F'):
+        return _pixels(np.asarray(im))
     if mode in ('1', 'L'):
         return np.asarray(im.convert('L'))
     if mode == 'LA':
         return np.asarray(im.getchannel('L'))
-    a = np.asarray(im.convert('RGB'))      # RGB, RGBA (alpha dropped), P, PA, CMYK, YCbCr, ...
-    if (a[..., 0] == a[..., 1]).all() and (a[..., 0] == a[..., 2]).all():
+    return _pixels(np.asarray(im.convert('RGB')))   # RGB, RGBA, P, PA, CMYK, YCbCr, ...
+
+
+def _pixels(a):
+    """A decoded array (H x W, or H x W x samples) as read_image gives it: uint8 or uint16,
+    gray (H, W) or colour (H, W, 3); alpha dropped, gray stored as RGB kept as one channel."""
+    if a.ndim == 3:
+        a = a[..., 0] if a.shape[2] < 3 else a[..., :3]   # gray + alpha, RGB, RGBA
+    if a.dtype == bool:
+        return a.astype(np.uint8) * 255
+    if a.dtype.kind == 'f':
+        raise UnreadableImage(f'{a.dtype.itemsize * 8}-bit float pixels are not supported; save '
+                              'it as 8- or 16-bit')
+    if a.dtype.kind not in 'ui' or a.dtype.itemsize > 2 or a.dtype.kind == 'i':
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise UnreadableImage(f'{a.dtype.itemsize * 8}-bit integer pixels outside 0..65535; '
+                                  'save it as 8- or 16-bit')
+        a = a.astype(np.uint16)
+    if a.ndim == 3 and (a[..., 0] == a[..., 1]).all() and (a[..., 0] == a[..., 2]).all():
         return np.ascontiguousarray(a[..., 0])   # gray stored as RGB: lossless to keep one channel
-    return a
+    return np.ascontiguousarray(a)
+
+
+def _read_tiff(path):
+    """The first page of a TIFF through tifffile, or None when tifffile cannot read it as gray
+    or RGB (Pillow then tries)."""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            if page.photometric not in (tifffile.PHOTOMETRIC.MINISBLACK,
+                                        tifffile.PHOTOMETRIC.RGB):
+                return None
+            a = page.asarray()
+            if page.axes.startswith('S'):                 # planar: samples first
+                a = np.moveaxis(a, 0, -1)
+    except (tifffile.TiffFileError, ValueError, OSError, KeyError, IndexError, TypeError,
+            NotImplementedError):
+        return None
+    return _pixels(a) if a.ndim in (2, 3) else None
 
 
 def read_image(path):
@@ -92,6 +123,10 @@ def read_image(path):
     try:
         if os.path.getsize(path) == 0:
             raise UnreadableImage('empty file (0 bytes)')
+        if path.lower().endswith(('.tif', '.tiff')):
+            pixels = _read_tiff(path)
+            if pixels is not None:
+                return pixels
         with Image.open(path) as im:
             if im.format == 'JPEG' and im.mode == 'RGB':
                 # Decode without colour conversion: a gray frame saved as a colour JPEG then

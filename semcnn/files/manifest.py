@@ -4,7 +4,10 @@ Columns: split, class, source (the frame's path), x, y, width, height (the crop 
 without its data bar), bar (rows of data bar cut), file (the crop, relative to data/<name>),
 material (share of the crop's pixels that show cathode material, semcnn/data/material.py), then the
 frame's acquisition settings from its sidecar file (sidecar.ACQUISITION_COLUMNS; empty when
-unknown). Datasets cut by an older aug_img.py lack the last columns; readers take what is there.
+unknown), then um_per_px (the crop's scale: its frame was brought to it; empty when the frame's
+scale is unknown) and scale_source (where the frame's scale came from; semcnn/files/scale.py).
+x and y are in the frame at that scale. Datasets cut by an older aug_img.py lack the last
+columns; readers take what is there.
 """
 import csv
 import os
@@ -12,7 +15,7 @@ import os
 from semcnn.files.sidecar import ACQUISITION_COLUMNS
 
 MANIFEST_COLUMNS = (['split', 'class', 'source', 'x', 'y', 'width', 'height', 'bar', 'file',
-                     'material'] + ACQUISITION_COLUMNS)
+                     'material'] + ACQUISITION_COLUMNS + ['um_per_px', 'scale_source'])
 
 
 def read_manifest(data_dir):
@@ -22,6 +25,15 @@ def read_manifest(data_dir):
         return None
     with open(path, newline='', encoding='utf-8') as f:
         return list(csv.DictReader(f))
+
+
+def training_scale(data_dir):
+    """The um per pixel of data_dir's training crops (aug_img.py cuts frames of unknown scale
+    as if at the others'), or None when the manifest gives none (no frame's scale known, or a
+    dataset cut before scales were recorded)."""
+    values = {r.get('um_per_px') or '' for r in read_manifest(data_dir) or ()
+              if r['split'] == 'train'} - {''}
+    return float(values.pop()) if len(values) == 1 else None
 
 
 def crop_name(row):

@@ -21,6 +21,7 @@ class Checkpoint:
     config: dict                 # the config it was trained with (config.open_run reads it)
     crop_size: list = None       # [width, height] of the training crops: predict.py's tile
     channels: int = None         # 1 (gray) or 3 channels of the training crops
+    um_per_px: float = None      # the training crops' scale: predict.py brings frames to it
     familiar: dict = None        # what the training frames looked like
                                  # (semcnn/evaluation/familiarity.py)
     epoch: int = 0               # epochs trained
