@@ -73,6 +73,7 @@ def test_frames_near_the_training_scale_are_resampled_far_ones_are_refused():
     assert plan(Scale(0.2661, 's'), 0.266).factor == 1                # the same scale
     assert plan(Scale(0.532, 's'), 0.266).factor == pytest.approx(2)  # enlarged, quietly
     assert plan(Scale(0.532, 's'), 0.266).warning is None
+    assert plan(Scale(0.266 / 2.0003, 's'), 0.266).warning is None   # 2 times, to rounding
     finer = plan(Scale(0.266 / 3, 's'), 0.266)                        # 3 times finer
     assert finer.factor == pytest.approx(1 / 3) and 'finer' in finer.warning
     far = plan(Scale(2.66, 's'), 0.266)
@@ -119,7 +120,7 @@ def predicted(cwd, folder, *extra):
 
 def test_the_dataset_records_its_scale_and_the_run_keeps_it(scaled):
     rows = read_manifest(str(scaled / 'data' / 'example'))
-    assert {r['um_per_px'] for r in rows} == {f'{X500:.3g}'}
+    assert {r['um_per_px'] for r in rows} == {f'{X500:.6g}'}
     assert all('SNE-4500M Plus calibration' in r['scale_source'] for r in rows)
 
 
@@ -165,6 +166,6 @@ def test_aug_img_brings_frames_of_mixed_scales_to_the_most_common_one(scaled):
     proc = run('aug_img.py', 'mixed', 60, '-p', 48, '-n', 'mixed', cwd=scaled)
     assert f'scale: {X500:.4g} um/pixel' in proc.stdout and '2 frames at other scales' in proc.stdout
     rows = read_manifest(str(scaled / 'data' / 'mixed'))
-    assert {r['um_per_px'] for r in rows} == {f'{X500:.3g}'}
+    assert {r['um_per_px'] for r in rows} == {f'{X500:.6g}'}
     big = [r for r in rows if r['source'].endswith('0.png')]
     assert big and max(int(r['y']) for r in big) <= 240 - 8 - 48   # in the frame brought to x500

@@ -145,21 +145,22 @@ def plan(frame, trained_um):
     what = (f'scale {frame.um_per_px:.4g} um/pixel ({frame.source}), {times:.2g} times '
             f"{'coarser' if factor > 1 else 'finer'} than the training frames' "
             f'{trained_um:.4g}')
-    if times > LIMIT:
+    if times > LIMIT * (1 + SAME):
         return Plan(problem=f'{what}: more than {LIMIT:g} times, too far to resample; image it '
                             f'at {trained_um:.4g} um/pixel')
     if times <= 1 + SAME:
         return Plan()
-    return Plan(factor, warning=f'{what}: resampled' if times > QUIET else None)
+    return Plan(factor, warning=f'{what}: resampled' if times > QUIET * (1 + SAME) else None)
 
 
 def common_scale(scales):
-    """The most common known um per pixel among `scales` (rounded to 3 significant digits, so
-    that one instrument setting counts once), or None when none is known."""
-    known = [float(f'{s.um_per_px:.3g}') for s in scales if s.known]
-    if not known:
+    """The most common known um per pixel among `scales` (counted to 3 significant digits, so
+    that one instrument setting counts once; the value of its first frame), or None when none
+    is known."""
+    groups = {}
+    for scale in scales:
+        if scale.known:
+            groups.setdefault(f'{scale.um_per_px:.3g}', []).append(scale.um_per_px)
+    if not groups:
         return None
-    counts = {}
-    for value in known:
-        counts[value] = counts.get(value, 0) + 1
-    return max(counts, key=lambda v: (counts[v], -v))
+    return max(groups.values(), key=lambda members: (len(members), -members[0]))[0]
