@@ -301,8 +301,8 @@ def train(cfg, args, ranks, device):
         if ranks.is_main:
             checkpoint = Checkpoint(
                 model=t.raw.state_dict(), classes=classes, config=cfg, crop_size=crop_size,
-                channels=channels, um_per_px=um_per_px, familiar=familiar, epoch=epoch + 1, best_val_acc=best_acc,
-                history=history, optimizer=t.optimizer.state_dict(),
+                channels=channels, um_per_px=um_per_px, familiar=familiar, epoch=epoch + 1,
+                best_val_acc=best_acc, history=history, optimizer=t.optimizer.state_dict(),
                 scheduler=t.scheduler.state_dict(), scaler=t.scaler.state_dict())
             if improved:
                 checkpoint.save(os.path.join(run_dir, 'best.pt'))

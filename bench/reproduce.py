@@ -14,7 +14,9 @@ seed's log and results.json are kept as runs/reproduce/<version>_seed<S>.{log,js
 as runs/reproduce/<version>_table.csv. The test split is only read by test.py, after training.
 With --shifts N, test.py also scores N evenly spaced test crops per class under each acquisition
 shift (semcnn/evaluation/shifts.py; a column each, and the lowest); with --audit, audit.py audits
-the first seed's dataset (runs/reproduce/audit.json).
+the first seed's dataset (runs/reproduce/audit.json); with --scale-check, bench/scale_check.py
+predicts each seed's test frames shrunk to half (sidecar x250), their centre enlarged (sidecar
+x1000) and without sidecars, beside the originals (frame and material-tile accuracy of each).
 """
 import argparse
 import json
@@ -59,6 +61,15 @@ def one_seed(args, seed, out_dir):
     if args.audit and seed == args.seeds[0]:
         run_step('audit.py', ['--dataset', 'reproduce'], log)
     run_dir = os.path.join(out_dir, args.version)
+    scaled = {}
+    if args.scale_check:
+        run_step(os.path.join('bench', 'scale_check.py'), ['--dataset', 'reproduce', '--version',
+                                                           args.version], log)
+        table = pd.read_csv(os.path.join(run_dir, 'scale_check', 'table.csv'))
+        for _, r in table.iterrows():
+            scaled[f"{r['set']} frames %"] = r['frame accuracy %']
+            scaled[f"{r['set']} tiles %"] = r['tile accuracy %']
+            scaled[f"{r['set']} scale warnings"] = r['scale warnings']
     with open(os.path.join(run_dir, 'results.json'), encoding='utf-8') as f:
         results = json.load(f)
     write_json_atomic(results, os.path.join(out_dir, f'{args.version}_seed{seed}.json'))
@@ -76,6 +87,7 @@ def one_seed(args, seed, out_dir):
            'state %': percent('state', 'crops'),
            'lowest recall %': 100 * low['recall'], 'lowest class': low['class'],
            'train min': train_seconds / 60, 'device': device_name()}
+    row.update(scaled)
     shifted = {name: 100 * r['crops'] for name, r in results.get('shifts', {}).items()}
     if shifted:
         row.update({f'{name} %': value for name, value in shifted.items()})
@@ -99,6 +111,9 @@ def main():
     p.add_argument('--shifts', type=int, default=0, metavar='N',
                    help='also score N test crops per class under each acquisition shift')
     p.add_argument('--audit', action='store_true', help="audit the first seed's dataset")
+    p.add_argument('--scale-check', action='store_true',
+                   help="predict each seed's test frames at other magnifications "
+                        '(bench/scale_check.py)')
     args = p.parse_args()
     if not os.path.isdir(args.source):
         sys.exit(f'error: {args.source}: no such folder; give --source with the class folders')
@@ -120,12 +135,12 @@ def main():
     shown = table.round(2).astype(str)
     shown.loc[len(shown)] = {'seed': f'mean ± std ({len(rows)})', **summary,
                              'lowest class': '', 'device': rows[-1]['device']}
-    if args.shifts:   # one row per measure reads better than 20 columns
+    if args.shifts or args.scale_check:   # one row per measure reads better than 20 columns
         shown = shown.set_index('seed').T
     write_csv_atomic(shown, os.path.join(out_dir, f'{args.version}_table.csv'),
-                     index=bool(args.shifts))
+                     index=bool(args.shifts or args.scale_check))
     print(f'\n{args.version} on {args.source} (pixel {args.pixel}, crops {CROPS} per class):')
-    print(shown.to_string(index=bool(args.shifts)))
+    print(shown.to_string(index=bool(args.shifts or args.scale_check)))
 
 
 if __name__ == '__main__':

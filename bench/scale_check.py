@@ -50,19 +50,20 @@ def write_sets(frames, out):
         with open(sidecar_path(path), encoding='utf-8', errors='replace') as f:
             text = f.read()
         image = Image.open(path)
-        image.save(os.path.join(folders['original'], flat))
-        image.save(os.path.join(folders['no_scale'], flat))
+        image.save(os.path.join(folders['original'], flat), quality=95)
+        image.save(os.path.join(folders['no_scale'], flat), quality=95)
         with open(os.path.join(folders['original'], flat + '.txt'), 'w', encoding='utf-8') as f:
             f.write(text)
         half = image.resize((image.width // 2, image.height // 2), Image.BOX)
-        half.save(os.path.join(folders['half_x250'], flat))
+        half.save(os.path.join(folders['half_x250'], flat), quality=95)
         with open(os.path.join(folders['half_x250'], flat + '.txt'), 'w', encoding='utf-8') as f:
             f.write(with_magnification(text, 250))
         pixels, _ = cut_bar(read_image(path))
         h, w = pixels.shape[:2]
         centre = Image.fromarray(np.ascontiguousarray(pixels[h // 4:h // 4 + h // 2,
                                                              w // 4:w // 4 + w // 2]))
-        centre.resize((w, h), Image.BICUBIC).save(os.path.join(folders['centre_x1000'], flat))
+        centre.resize((w, h), Image.BICUBIC).save(os.path.join(folders['centre_x1000'], flat),
+                                                  quality=95)
         with open(os.path.join(folders['centre_x1000'], flat + '.txt'), 'w',
                   encoding='utf-8') as f:
             f.write(with_magnification(text, 1000))
