@@ -22,7 +22,8 @@ frames (semcnn/evaluation/familiarity.py): acquisition settings from its sidecar
 A colour frame given to a model trained on gray crops is converted to gray (luma), with a note.
 Writes to --out (default runs/<dataset>/<version>/predict/):
 - frames.csv: one row per frame: Frame, Prediction, Composition, State (when the class names
-  read <composition>[_<state>]; empty without a verdict), Agreement (share of its material tiles
+  read <composition>[_<state>]; empty without a verdict), Confidence (the verdict's probability,
+  calibrated: semcnn/evaluation/calibration.py), Agreement (share of its material tiles
   whose own prediction is the frame's), Tiles, Material tiles, Scale um/px and Scale from (the
   frame's own scale, and where it was found; empty when unknown), Warnings (why there is no verdict,
   and each way the frame differs from the training frames; one line on the terminal counts
@@ -68,10 +69,16 @@ def get_args_parser():
     p.add_argument('--out', default=None, help='output folder (default <run>/predict)')
     p.add_argument('--bar', type=int, default=None,
                    help='rows of data bar to cut (default: detected per frame; 0 keeps all)')
+    p.add_argument('--min-confidence', type=float, default=MIN_CONFIDENCE, metavar='P',
+                   help='a verdict less probable than P gets an "uncertain" warning (default '
+                        f'{MIN_CONFIDENCE}: below an even chance of being right)')
     p.add_argument('--pixel-size', type=float, default=None, metavar='UM',
                    help="the frames' scale in micrometres per pixel (default: from each "
                         "frame's TIFF tags or calibrated sidecar; README 'Scale')")
     return p
+
+
+MIN_CONFIDENCE = 0.5
 
 
 def list_frames(items):
@@ -159,6 +166,8 @@ def main(args):
         fail(f'--bar {args.bar}: give 0 or more rows')
     if args.pixel_size is not None and not 0 < args.pixel_size < float('inf'):
         fail(f'--pixel-size {args.pixel_size}: give the micrometres per pixel, above 0')
+    if not 0 <= args.min_confidence <= 1:
+        fail(f'--min-confidence {args.min_confidence}: give a probability from 0 to 1')
     files = list_frames(args.frames)
     dataset, version, run_dir = run_of_args(args)
     out = args.out or os.path.join(run_dir, 'predict')
@@ -224,13 +233,19 @@ def predict_frames(args, cfg, path, checkpoint, files, out):
     votes = vote_frames([r['Frame'] for r in tile_rows], probs, material=material)
     warnings = frame_warnings_of(frames, votes, checkpoint)
     scales = {f['path']: f['scale'] for f in frames}
+    for found, p, judged in zip(warnings, votes.probs, votes.has_verdict):
+        if judged and p.max() < args.min_confidence:
+            found.append(f'uncertain: P {p.max():.2f} below --min-confidence '
+                         f'{args.min_confidence:g}')
     frame_rows = [{'Frame': f, 'Prediction': classes[p.argmax()] if judged else '',
+                   'Confidence': round(p.max(), 4) if judged else '',
                    'Agreement': round(a, 4) if judged else '', 'Tiles': n,
                    'Material tiles': m, **scale_columns(scales[f]), 'Warnings': '; '.join(w)}
                   for f, p, a, n, m, judged, w in zip(votes.frames, votes.probs, votes.agreement,
                                                       votes.tiles, votes.material,
                                                       votes.has_verdict, warnings)]
-    frame_rows += [{'Frame': r['path'], 'Prediction': '', 'Agreement': '', 'Tiles': 0,
+    frame_rows += [{'Frame': r['path'], 'Prediction': '', 'Confidence': '', 'Agreement': '',
+                    'Tiles': 0,
                     'Material tiles': 0, **scale_columns(r['refused']), 'Warnings': r['problem']}
                    for r in refused]
     warnings += [[r['problem']] for r in refused]

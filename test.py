@@ -37,6 +37,7 @@ from config import add_checkpoint_argument, add_config_arguments, open_run, run_
 from dataset import SEMDataset
 from semcnn.data.loaders import make_loader
 from semcnn.data.material import shows_material
+from semcnn.evaluation.calibration import calibration_scores, reliability_png
 from semcnn.evaluation.plots import confusion_matrix_png
 from semcnn.evaluation.report import Scored, write_report
 from semcnn.evaluation.scores import (add_probabilities, evaluate_split, factor_columns,
@@ -166,6 +167,10 @@ def score_test_split(cfg, path, checkpoint, run_root, args):
     frames, material = sources_of(names, cfg, args.split)
     results = evaluate_split(probs, labels, classes, frames, material)
     results.update(checkpoint=os.path.abspath(path), tta=cfg['tta'], split=args.split)
+    results['calibration'] = calibration_scores(logits, labels, checkpoint.temperature)
+    reliability_png(logits, labels, checkpoint.temperature,
+                    os.path.join(run_dir, 'reliability.png'),
+                    f"{cfg['name']}: {args.split} crops")
     if args.shifts:
         # remap draws its grey-level distributions from the training crops (never this split)
         reference = SEMDataset(cfg['data_dir'], 'train', classes, input_size=input_size)

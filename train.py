@@ -10,8 +10,11 @@
 Outputs in runs/<dataset>/<version>/: best.pt (highest validation accuracy; the test split is
 never looked at), last.pt (for --resume), history.csv (one row per epoch), learning_curve.png,
 config.json. The checkpoints also record the training frames' acquisition settings and grey-level
-range, which predict.py holds new frames against (semcnn/evaluation/familiarity.py). Each epoch's
-line and history.csv give training img/s and the share of that time spent waiting for data.
+range, which predict.py holds new frames against (semcnn/evaluation/familiarity.py), and the
+training crops' scale. Each epoch's line and history.csv give training img/s and the share of
+that time spent waiting for data. At the end, best.pt gets a temperature fitted on the validation
+split, which calibrates every probability test.py and predict.py give
+(semcnn/evaluation/calibration.py).
 """
 import argparse
 import contextlib
@@ -31,6 +34,7 @@ from dataset import SEMDataset, damaged, training_split
 from utils import loss_fn, optimize_fn, schedule_fn
 from semcnn.data.loaders import PreloadedBatches, channel_stats, make_loader, seed_epoch
 from semcnn.evaluation import familiarity
+from semcnn.evaluation.calibration import calibration_scores, fit_temperature
 from semcnn.evaluation.plots import learning_curve
 from semcnn.files.atomic import write_csv_atomic, write_json_atomic
 from semcnn.files.errors import fail, run_main
@@ -314,6 +318,27 @@ def train(cfg, args, ranks, device):
                        f"{seconds:.1f}s, {history[-1]['train_img_per_s']:.0f} img/s "
                        f'(data wait {100 * data_time / train_seconds:.1f}%)')
     say(f'best validation accuracy {100 * best_acc:.2f}%; checkpoints in {run_dir}')
+    if ranks.is_main:
+        loader = val_loader if ranks.world == 1 else make_loader(val_set, cfg, False, device)
+        fitted = calibrate(t, cfg, loader, run_dir)
+        say(f"calibrated: temperature {fitted['temperature']:.2f}, validation expected "
+            f"calibration error {100 * fitted['ece_uncalibrated']:.1f}% -> "
+            f"{100 * fitted['ece']:.1f}% (best.pt)")
+
+
+def calibrate(t, cfg, loader, run_dir):
+    """Fit best.pt's temperature on the whole validation split (its outputs as test.py
+    computes them, tta included) and keep it there; its calibration scores."""
+    path = os.path.join(run_dir, 'best.pt')
+    best = Checkpoint.load(path)
+    t.raw.load_state_dict(best.model)
+    outputs, labels, _ = predict(t.raw, loader, t.device, desc='calibrate', tta=cfg['tta'],
+                                 amp=t.amp)
+    best.temperature = fit_temperature(outputs, labels)
+    best.calibration = {'split': 'validate', **calibration_scores(
+        outputs / best.temperature, labels, best.temperature)}
+    best.save(path)
+    return best.calibration
 
 
 def write_history(history, run_dir):

@@ -63,13 +63,15 @@ def test_predict_tiles_whole_frames_without_labels(factored, tmp_path):
     per_frame = pd.read_csv(out / 'frames.csv', dtype=TEXT)
     tiles = pd.read_csv(out / 'tiles.csv', dtype=TEXT)
     assert len(per_frame) == 2
-    assert list(per_frame.columns[:6]) == ['Frame', 'Prediction', 'Composition', 'State',
-                                           'Agreement', 'Tiles']
+    assert list(per_frame.columns[:7]) == ['Frame', 'Prediction', 'Composition', 'State',
+                                           'Confidence', 'Agreement', 'Tiles']
     # 160 x 120 frame, 16-row bar cut: 160 x 104 covered by 5 x 4 tiles of 32 px
     assert per_frame['Tiles'].tolist() == [20, 20] and len(tiles) == 40
     assert tiles['y'].max() + 32 == 104 and tiles['x'].max() + 32 == 160
     probs = [f'P({c})' for c in CLASSES]
     np.testing.assert_allclose(per_frame[probs].sum(axis=1), 1, atol=1e-4)
+    np.testing.assert_allclose(per_frame['Confidence'].astype(float), per_frame[probs].max(1),
+                               atol=1e-4)                 # the verdict's own probability
     for frame, group in tiles.groupby('Frame'):
         row = per_frame[per_frame['Frame'] == frame].iloc[0]
         np.testing.assert_allclose(group[probs].mean(), row[probs].astype(float), atol=1e-5)
@@ -136,3 +138,15 @@ def test_gradcam_command_writes_overlays_of_correct_test_crops(factored):
     assert 'layer net.layer3' in proc.stdout       # 32-pixel crops: the last map above 1 x 1
     with Image.open(pngs[0]) as im:
         assert im.format == 'PNG' and im.size[0] > 300
+
+
+def test_a_verdict_below_the_minimum_confidence_is_kept_with_a_warning(factored, tmp_path):
+    frame = factored / 'source' / CLASSES[0] / 'frame_000.png'
+    run('predict.py', frame, *RUNTIME, '--out', tmp_path / 'sure', cwd=factored)
+    run('predict.py', frame, *RUNTIME, '--out', tmp_path / 'strict', '--min-confidence', 1,
+        cwd=factored)
+    sure, strict = (pd.read_csv(tmp_path / name / 'frames.csv', dtype=TEXT,
+                                keep_default_na=False) for name in ('sure', 'strict'))
+    assert 'uncertain' not in sure['Warnings'][0] or float(sure['Confidence'][0]) < 0.5
+    assert strict['Warnings'][0].startswith('uncertain: P ')
+    assert strict['Prediction'][0] == sure['Prediction'][0] != ''

@@ -55,6 +55,13 @@ def test_report_holds_the_runs_results_and_links_its_figures(trained):
     audit = {row[0]: row for row in table_rows(text, 'Shortcut audit of the dataset')}
     assert audit['grey levels alone (crops)'][1].endswith(' %')   # once audit.py was run
     assert 'Not run: `python test.py --shifts`' in text
+    # calibration: the checkpoint's temperature, the ECE of this split, and its diagram
+    calibration = {row[0]: row for row in table_rows(text, 'Calibration')}
+    ece = results['calibration']
+    assert calibration['test crops (this report)'][1:] == [
+        f"{100 * ece['ece_uncalibrated']:.2f} %", f"{100 * ece['ece']:.2f} %"]
+    assert 'validation crops (where T was fitted)' in calibration
+    assert f"T = {ece['temperature']:.2f}" in text and 'reliability.png' in links
 
 
 def test_validation_report_links_the_runs_learning_curve(trained):

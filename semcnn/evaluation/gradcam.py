@@ -45,7 +45,9 @@ class GradCAM:
         cam = F.relu((weights * activation).sum(1, keepdim=True))
         cam = F.interpolate(cam, size=x.shape[-2:], mode='bilinear', align_corners=False)[:, 0]
         cam = cam / cam.amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
-        return cam.clamp(0, 1), logits.detach().softmax(1)
+        # the probabilities at the trained run's temperature, as test.py and predict.py give them
+        temperature = getattr(self.model, 'temperature', 1.0)
+        return cam.clamp(0, 1), (logits.detach() / temperature).softmax(1)
 
 
 def spatial_layers(model, x):

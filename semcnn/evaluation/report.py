@@ -64,6 +64,7 @@ def write_report(report_dir, run_dir, cfg, path, checkpoint, results, scored, mo
     lines += figure('Learning curve', os.path.join(run_dir, 'learning_curve.png'), report_dir)
     lines += scores(results, report_dir)
     lines += recall_table(results)
+    lines += calibration_section(results, checkpoint, report_dir)
     lines += confused_pairs(results['crops'], report_dir, scored)
     lines += gradcam_section(report_dir, scored, classes, cfg['input_size'], model, device)
     lines += shifts_section(results)
@@ -71,6 +72,29 @@ def write_report(report_dir, run_dir, cfg, path, checkpoint, results, scored, mo
     with atomic_path(os.path.join(report_dir, 'report.md')) as tmp:
         with open(tmp, 'w', encoding='utf-8') as f:
             f.write('\n'.join(lines) + '\n')
+
+
+def calibration_section(results, checkpoint, report_dir):
+    """The temperature and the expected calibration error before and after it, with the
+    reliability diagram test.py drew."""
+    scores = results.get('calibration')
+    if not scores:
+        return []
+    fitted = checkpoint.calibration
+    rows = [[f"{results['split']} crops (this report)", percent(scores['ece_uncalibrated']),
+             percent(scores['ece'])]]
+    if fitted:
+        rows.insert(0, ['validation crops (where T was fitted)',
+                        percent(fitted['ece_uncalibrated']), percent(fitted['ece'])])
+    note = (f"Every probability here is softmax(outputs / T), T = {scores['temperature']:.2f} "
+            'fitted on the validation split at the end of training.' if fitted else
+            'This checkpoint has no fitted temperature (trained before train.py fitted one, or '
+            'last.pt): probabilities are uncalibrated.')
+    return (['## Calibration', '', note + ' The expected calibration error is the mean gap '
+             'between confidence and accuracy over 15 bins of the top probability.', '']
+            + table(['crops', 'ECE, T = 1', 'ECE, calibrated'], rows)
+            + figure('Reliability diagram', os.path.join(report_dir, 'reliability.png'),
+                     report_dir))
 
 
 def link(path, report_dir):

@@ -22,6 +22,9 @@ class Checkpoint:
     crop_size: list = None       # [width, height] of the training crops: predict.py's tile
     channels: int = None         # 1 (gray) or 3 channels of the training crops
     um_per_px: float = None      # the training crops' scale: predict.py brings frames to it
+    temperature: float = 1.0     # divides the outputs: fitted on the validation split at the
+    calibration: dict = None     # end of training, with its ECE before and after
+                                 # (semcnn/evaluation/calibration.py); 1.0 in last.pt
     familiar: dict = None        # what the training frames looked like
                                  # (semcnn/evaluation/familiarity.py)
     epoch: int = 0               # epochs trained
@@ -73,4 +76,5 @@ def load_trained(cfg, path, checkpoint, device):
              f'({str(e).splitlines()[0]})')
     if cfg['channels_last']:
         model.use_channels_last()
+    model.temperature = checkpoint.temperature
     return model.to(device).eval(), classes

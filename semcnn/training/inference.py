@@ -9,11 +9,12 @@ from semcnn.training.device import autocast
 @torch.no_grad()
 def predict_batch(model, x, tta=False):
     """Logits of a batch; with tta, the log of the mean softmax over the 8 flips/turns of each
-    image (so .softmax(1) gives that mean)."""
+    image (so .softmax(1) gives that mean); either divided by the model's temperature (1 until
+    train.py has fitted one), so that .softmax(1) gives calibrated probabilities."""
     if not tta:
-        return model(x).float()
+        return model(x).float() / model.temperature
     probs = sum(model(dihedral(x, k)).float().softmax(1) for k in range(8)) / 8
-    return probs.log()
+    return probs.log() / model.temperature
 
 
 @torch.no_grad()

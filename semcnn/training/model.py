@@ -44,6 +44,9 @@ class SEMClassifier(nn.Module):
         self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
 
     channels_last = False   # see use_channels_last()
+    # predict_batch divides the outputs by it: 1 while training, the checkpoint's fitted
+    # temperature once trained (semcnn/evaluation/calibration.py)
+    temperature = 1.0
 
     def use_channels_last(self):
         """Store weights and feed inputs channels-last (NHWC): the same numbers, faster

@@ -1,0 +1,87 @@
+"""Probabilities that mean what they say: one temperature, and how to check it.
+
+A network trained with label smoothing (the from-scratch recipes) or for many epochs gives
+probabilities that are not frequencies: a verdict at P 0.86 may be right far more or less often
+than 86 % of the time. train.py fits one temperature T on the validation split at the end of
+training (temperature scaling, Guo et al. 2017: the T that minimises the negative log-likelihood
+of softmax(outputs / T)); it is kept in the checkpoint, and every P(...) that test.py, predict.py
+and gradcam.py give is softmax(outputs / T). Dividing by one T > 0 changes no prediction.
+
+The expected calibration error (ECE) is the gap between confidence and accuracy, averaged over
+CALIBRATION_BINS equal-width bins of the top probability, weighted by the crops in each; the
+reliability diagram draws accuracy against confidence per bin.
+"""
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from semcnn.evaluation.plots import plt, save_figure_atomic
+
+CALIBRATION_BINS = 15
+TEMPERATURES = torch.logspace(-2, 2, 401, dtype=torch.float64)   # 0.01 .. 100, 1 % apart
+
+
+def fit_temperature(outputs, labels):
+    """The temperature that minimises the mean negative log-likelihood of
+    softmax(outputs / T) for `labels` (on a grid 1 % apart, from 0.01 to 100)."""
+    outputs, labels = torch.as_tensor(outputs).double(), torch.as_tensor(labels).long()
+    losses = torch.stack([F.cross_entropy(outputs / t, labels) for t in TEMPERATURES])
+    return float(TEMPERATURES[int(losses.argmin())])
+
+
+def calibrated(outputs, temperature):
+    """Probabilities (numpy, float64) of outputs scaled by 1 / temperature."""
+    return (torch.as_tensor(outputs).double() / temperature).softmax(1).numpy()
+
+
+def expected_calibration_error(probs, labels, bins=CALIBRATION_BINS):
+    """Mean |accuracy - confidence| over equal-width bins of the top probability, weighted by
+    the share of items in each bin."""
+    confidence, right = probs.max(1), probs.argmax(1) == np.asarray(labels)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            gap += inside.mean() * abs(right[inside].mean() - confidence[inside].mean())
+    return float(gap)
+
+
+def calibration_scores(outputs, labels, temperature):
+    """{'temperature', 'ece_uncalibrated', 'ece'} of `outputs` (already divided by
+    `temperature`, as test.py's predictions are) and their labels."""
+    outputs = torch.as_tensor(outputs).double()
+    return {'temperature': temperature,
+            'ece_uncalibrated': expected_calibration_error(
+                calibrated(outputs * temperature, 1.0), labels),
+            'ece': expected_calibration_error(calibrated(outputs, 1.0), labels)}
+
+
+def reliability_png(outputs, labels, temperature, path, title):
+    """Accuracy against confidence per bin, before (T = 1) and after the temperature, with
+    the share of crops per bin below."""
+    outputs = torch.as_tensor(outputs).double()
+    labels = np.asarray(labels)
+    fig, (ax, ax_count) = plt.subplots(2, 1, figsize=(5, 6), sharex=True,
+                                       gridspec_kw={'height_ratios': [3, 1]})
+    edges = np.linspace(0, 1, CALIBRATION_BINS + 1)
+    for name, probs, style in (('uncalibrated (T = 1)', calibrated(outputs * temperature, 1.0),
+                                '-s'),
+                               (f'calibrated (T = {temperature:.2f})', calibrated(outputs, 1.0),
+                                '-o')):
+        confidence, right = probs.max(1), probs.argmax(1) == labels
+        which = np.minimum((confidence * CALIBRATION_BINS).astype(int), CALIBRATION_BINS - 1)
+        used = [b for b in range(CALIBRATION_BINS) if (which == b).any()]
+        ax.plot([confidence[which == b].mean() for b in used],
+                [right[which == b].mean() for b in used], style, ms=4,
+                label=f'{name}, ECE {100 * expected_calibration_error(probs, labels):.1f} %')
+        ax_count.hist(confidence, bins=edges, histtype='step', weights=np.full(len(labels),
+                                                                              1 / len(labels)))
+    ax.plot([0, 1], [0, 1], ':', color='grey', label='perfect calibration')
+    ax.set(ylabel='accuracy', title=title, xlim=(0, 1), ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc='upper left')
+    ax_count.set(xlabel='confidence (top probability)', ylabel='share of crops')
+    ax_count.grid(alpha=0.3)
+    save_figure_atomic(fig, path)
+    plt.close(fig)

@@ -1,0 +1,59 @@
+"""Calibrated probabilities: the temperature fitted on validation outputs, and the expected
+calibration error that tells whether P means what it says."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import RUNTIME, TINY, run
+from synthetic_sem import write_source
+from semcnn.evaluation.calibration import (calibrated, calibration_scores,
+                                           expected_calibration_error, fit_temperature)
+from semcnn.training.checkpoint import Checkpoint
+
+
+def sampled(n=20000, classes=4, seed=0):
+    """Outputs whose softmax is calibrated by construction (labels drawn from it)."""
+    generator = torch.Generator().manual_seed(seed)
+    outputs = torch.randn(n, classes, generator=generator, dtype=torch.float64) * 2
+    labels = torch.multinomial(outputs.softmax(1), 1, generator=generator)[:, 0]
+    return outputs, labels
+
+
+def test_the_fitted_temperature_undoes_overconfidence():
+    outputs, labels = sampled()
+    assert fit_temperature(outputs, labels) == pytest.approx(1.0, rel=0.05)
+    overconfident = outputs * 3                     # the same ranking, three times as sure
+    assert fit_temperature(overconfident, labels) == pytest.approx(3.0, rel=0.05)
+    before = expected_calibration_error(calibrated(overconfident, 1.0), labels.numpy())
+    after = expected_calibration_error(calibrated(overconfident, 3.0), labels.numpy())
+    assert before > 0.1 and after < 0.02
+    assert (calibrated(overconfident, 3.0).argmax(1) == overconfident.argmax(1).numpy()).all()
+
+
+def test_calibration_error_is_the_gap_between_confidence_and_accuracy():
+    probs = np.array([[0.9, 0.1]] * 10)             # 90 % sure, right 6 times in 10
+    labels = np.array([0] * 6 + [1] * 4)
+    assert expected_calibration_error(probs, labels) == pytest.approx(0.3)
+    scores = calibration_scores(torch.log(torch.tensor(probs)) / 2.0, labels, 2.0)
+    assert scores['ece_uncalibrated'] == pytest.approx(0.3)   # T = 1: the outputs as trained
+    assert scores['temperature'] == 2.0 and scores['ece'] < scores['ece_uncalibrated']
+
+
+def test_training_fits_a_temperature_that_test_and_predict_use(tmp_path):
+    write_source(str(tmp_path / 'source'), classes=3, frames=6, width=160, height=120, bar=16)
+    run('aug_img.py', 'source', 60, '-p', 32, '-n', 'example', cwd=tmp_path)
+    proc = run('train.py', *TINY, '--set', 'epochs=2', cwd=tmp_path)
+    assert 'calibrated: temperature' in proc.stdout
+    best = Checkpoint.load(str(tmp_path / 'runs' / 'example' / 'cpu' / 'best.pt'))
+    last = Checkpoint.load(str(tmp_path / 'runs' / 'example' / 'cpu' / 'last.pt'))
+    assert best.calibration['split'] == 'validate' and last.temperature == 1.0
+    assert best.calibration['ece'] <= best.calibration['ece_uncalibrated'] + 1e-9
+    assert best.temperature != 1.0   # a 2-epoch net is never calibrated to the 1 % grid step
+    run('test.py', *RUNTIME, '--split', 'validate', cwd=tmp_path)
+    results = json.loads((tmp_path / 'runs' / 'example' / 'cpu' / 'validate' / 'results.json')
+                         .read_text())
+    # the validation outputs test.py computes are the ones the temperature was fitted on
+    assert results['calibration']['ece'] == pytest.approx(best.calibration['ece'], abs=1e-6)
+    assert results['calibration']['temperature'] == best.temperature
