@@ -5,31 +5,35 @@
     python predict.py new_frames/ --bar 64               # rows of data bar to cut (default: detect)
     python predict.py x1000_frames/ --pixel-size 0.133   # their scale, when nothing records it
 
-Each frame loses its data bar (found as aug_img.py finds it), and is cut into tiles the size of
-the run's training crops, evenly spaced to cover the frame; each tile is predicted (averaged over
-its 8 flips/turns when the config sets tta). A tile of bare foil, a hole or off-specimen (under
-two thirds of it shows cathode material, semcnn/data/material.py) is predicted but left out of the
-vote: a frame's verdict is the mean probability of its material tiles, and a frame with too few of
-them (under an eighth) gets none. Tiles are cut in pixels, so each frame is first brought to the
-training crops' scale (micrometres per pixel, recorded by train.py): its own scale comes from
---pixel-size, a TIFF pixel-size tag or its sidecar's magnification (semcnn/files/scale.py); up to
-2 times either way it is resampled quietly, up to 4 times with a warning, beyond that it gets no
-verdict; a frame of unknown scale is read as it is, with a warning. Each frame is held against
-what the checkpoint records of the training
-frames (semcnn/evaluation/familiarity.py): acquisition settings from its sidecar (<frame>.txt or
+Each frame loses its data bar (found as aug_img.py finds it), and is cut into tiles the size of the
+run's training crops, evenly spaced to cover the frame; each tile is predicted (averaged over its 8
+flips/turns when the config sets tta). A tile of bare foil, a hole or off-specimen (under two
+thirds of it shows cathode material, semcnn/data/material.py) is predicted but left out of the
+vote, and so is a tile unlike the training material (its Novelty above 1: farther from the training
+crops, in the network's features, than 99 % of the validation crops; semcnn/evaluation/novelty.py):
+a frame's verdict is the mean probability of its other material tiles; a frame with too few
+material tiles (under an eighth), or whose material tiles are mostly novel, gets none.
+Probabilities are calibrated (semcnn/evaluation/calibration.py). Tiles are cut in pixels, so each
+frame is first brought to the training crops' scale (micrometres per pixel, recorded by train.py):
+its own scale comes from --pixel-size, a TIFF pixel-size tag or its sidecar's magnification
+(semcnn/files/scale.py); up to 2 times either way it is resampled quietly, up to 4 times with a
+warning, beyond that it gets no verdict; a frame of unknown scale is read as it is, with a warning.
+Each frame is held against what the checkpoint records of the training frames
+(semcnn/evaluation/familiarity.py): acquisition settings from its sidecar (<frame>.txt or
 <frame>.jpg.txt: magnification, kV, detector, working distance) and its grey-level mean and spread.
 
 A colour frame given to a model trained on gray crops is converted to gray (luma), with a note.
 Writes to --out (default runs/<dataset>/<version>/predict/):
-- frames.csv: one row per frame: Frame, Prediction, Composition, State (when the class names
-  read <composition>[_<state>]; empty without a verdict), Confidence (the verdict's probability,
-  calibrated: semcnn/evaluation/calibration.py), Agreement (share of its material tiles
-  whose own prediction is the frame's), Tiles, Material tiles, Scale um/px and Scale from (the
-  frame's own scale, and where it was found; empty when unknown), Warnings (why there is no verdict,
-  and each way the frame differs from the training frames; one line on the terminal counts
-  them), and the mean probability of each class over the material tiles;
-- tiles.csv: one row per tile: Frame, x, y, width, height, Material, Prediction, probability per
-  class.
+- frames.csv: one row per frame: Frame, Prediction, Composition, State (when the class names read
+  <composition>[_<state>]; empty without a verdict), Confidence (the verdict's probability,
+  calibrated: semcnn/evaluation/calibration.py), Agreement (share of its material tiles whose own
+  prediction is the frame's), Tiles, Material tiles, Novelty (median over its material tiles; above
+  1 is unlike the training material), Scale um/px and Scale from (the frame's own scale, and where
+  it was found; empty when unknown), Warnings (why there is no verdict, and each way the frame
+  differs from the training frames; one line on the terminal counts them), and the mean probability
+  of each class over the material tiles;
+- tiles.csv: one row per tile: Frame, x, y, width, height, Material, Prediction, Novelty,
+  probability per class.
 No labels are needed; unreadable files are skipped with a warning.
 """
 import argparse
@@ -49,6 +53,7 @@ from semcnn.data.images import rescale_pixels, to_tensor
 from semcnn.data.loaders import worker_count
 from semcnn.data.material import MaterialMap, shows_material
 from semcnn.evaluation.familiarity import frame_warnings, grey_statistics, warning_kind
+from semcnn.evaluation.novelty import features, novelty_of
 from semcnn.evaluation.scores import add_probabilities, factor_columns, vote_frames
 from semcnn.files.atomic import write_csv_atomic
 from semcnn.files.errors import fail, run_main
@@ -192,9 +197,10 @@ def predict_frames(args, cfg, path, checkpoint, files, out):
     amp = amp_dtype(cfg, device)
 
     def probabilities(tiles):   # stay on the device: no wait for it between batches
+        x = tiles.to(device, non_blocking=True)
         with autocast(device, amp):
-            return predict_batch(model, tiles.to(device, non_blocking=True),
-                                 cfg['tta']).softmax(1)
+            feats = features(model, x) if checkpoint.novelty is not None else None
+            return predict_batch(model, x, cfg['tta']).softmax(1), feats
 
     # tiles of several frames share a batch: a frame has only a few dozen
     tile_rows, tile_probs, queued, frames, shares = [], [], [], [], []
@@ -225,12 +231,18 @@ def predict_frames(args, cfg, path, checkpoint, files, out):
     if made_gray:
         print(f'note: {made_gray} colour frame(s) converted to gray: the model was trained on '
               'gray crops')
-    probs = torch.cat(tile_probs).double().cpu().numpy()
+    probs = torch.cat([p for p, _ in tile_probs]).double().cpu().numpy()
+    novelty = (novelty_of(checkpoint.novelty, torch.cat([f for _, f in tile_probs]).cpu())
+               if checkpoint.novelty is not None else None)
     material = shows_material(shares)
-    for row, p, shown in zip(tile_rows, probs, material):
+    for i, (row, p, shown) in enumerate(zip(tile_rows, probs, material)):
         row['Prediction'] = classes[p.argmax()]
         row['Material'] = bool(shown)
-    votes = vote_frames([r['Frame'] for r in tile_rows], probs, material=material)
+        if novelty is not None:
+            row['Novelty'] = round(float(novelty[i]), 3)
+    votes = vote_frames([r['Frame'] for r in tile_rows], probs, material=material,
+                        novel=None if novelty is None else novelty > 1)
+    frame_novelty = median_novelty(tile_rows, novelty, material)
     warnings = frame_warnings_of(frames, votes, checkpoint)
     scales = {f['path']: f['scale'] for f in frames}
     for found, p, judged in zip(warnings, votes.probs, votes.has_verdict):
@@ -240,13 +252,15 @@ def predict_frames(args, cfg, path, checkpoint, files, out):
     frame_rows = [{'Frame': f, 'Prediction': classes[p.argmax()] if judged else '',
                    'Confidence': round(p.max(), 4) if judged else '',
                    'Agreement': round(a, 4) if judged else '', 'Tiles': n,
-                   'Material tiles': m, **scale_columns(scales[f]), 'Warnings': '; '.join(w)}
+                   'Material tiles': m, 'Novelty': frame_novelty.get(f, ''),
+                   **scale_columns(scales[f]), 'Warnings': '; '.join(w)}
                   for f, p, a, n, m, judged, w in zip(votes.frames, votes.probs, votes.agreement,
                                                       votes.tiles, votes.material,
                                                       votes.has_verdict, warnings)]
     frame_rows += [{'Frame': r['path'], 'Prediction': '', 'Confidence': '', 'Agreement': '',
                     'Tiles': 0,
-                    'Material tiles': 0, **scale_columns(r['refused']), 'Warnings': r['problem']}
+                    'Material tiles': 0, 'Novelty': '', **scale_columns(r['refused']),
+                    'Warnings': r['problem']}
                    for r in refused]
     warnings += [[r['problem']] for r in refused]
     frame_probs = np.vstack([votes.probs, np.full((len(refused), len(classes)), np.nan)])
@@ -255,6 +269,14 @@ def predict_frames(args, cfg, path, checkpoint, files, out):
     say_warnings(warnings)
     print(f'{len(frame_rows)} frames ({len(tile_rows)} tiles) predicted -> {out}/frames.csv, '
           f'{out}/tiles.csv')
+
+
+def median_novelty(tile_rows, novelty, material):
+    """{frame: median novelty of its material tiles}; {} without a novelty record."""
+    if novelty is None:
+        return {}
+    tiles = pd.DataFrame({'Frame': [r['Frame'] for r in tile_rows], 'novelty': novelty})
+    return tiles[material].groupby('Frame')['novelty'].median().round(3).to_dict()
 
 
 def scale_columns(scale):

@@ -9,14 +9,20 @@
 
 Scores crops, and source frames (the mean probability of a frame's crops that show cathode
 material, from the dataset's manifest.csv; crops of bare foil, holes or off-specimen are still
-scored as crops but left out of their frame's vote, and a frame with too few crops of material
-gets no verdict). Class names `<composition>[_<state>]` (no suffix = pristine) are also scored as
-composition and as state. Writes to runs/<dataset>/<version>/:
+scored as crops but left out of their frame's vote, and a frame with too few crops of material gets
+no verdict; so are crops unlike the training material, by the run's novelty record,
+semcnn/evaluation/novelty.py). Probabilities are calibrated by the run's temperature
+(semcnn/evaluation/calibration.py). Class names `<composition>[_<state>]` (no suffix = pristine)
+are also scored as composition and as state.
+Writes to runs/<dataset>/<version>/:
 - predictions.csv: one row per test crop (Image Name, Prediction, Label, Result, Frame, Material,
-  one probability column per class); frame_predictions.csv: one row per source frame (Crops,
-  Material crops, Agreement, Warnings: why a frame has no verdict);
+  Novelty (> 1: unlike the training material), one probability column per class);
+  frame_predictions.csv: one row per source frame (Crops, Material crops, Novel crops,
+  Agreement, Warnings: why a frame has no verdict);
 - results.json: accuracy, recall per class and confusion matrix per level (crops, frames,
-  composition, state); classification_report.json (scikit-learn's, also printed);
+  composition, state), the calibration error before and after the temperature ('calibration'),
+  the novel crops ('novelty'); classification_report.json (scikit-learn's, also printed);
+- reliability.png: the reliability diagram, before and after the temperature;
 - confusion_matrix.csv/.png (crops), and confusion_matrix_{frames,composition,state}.png;
 - with --shifts: the split predicted again under each acquisition shift of
   semcnn/evaluation/shifts.py (other grey-level curve, brightness, contrast, gamma, blur, noise,
@@ -30,6 +36,7 @@ With --split validate everything goes to runs/<dataset>/<version>/validate/ inst
 import argparse
 import os
 
+import numpy as np
 import pandas as pd
 from sklearn.metrics import classification_report
 
@@ -38,6 +45,7 @@ from dataset import SEMDataset
 from semcnn.data.loaders import make_loader
 from semcnn.data.material import shows_material
 from semcnn.evaluation.calibration import calibration_scores, reliability_png
+from semcnn.evaluation.novelty import features_of, novelty_of
 from semcnn.evaluation.plots import confusion_matrix_png
 from semcnn.evaluation.report import Scored, write_report
 from semcnn.evaluation.scores import (add_probabilities, evaluate_split, factor_columns,
@@ -89,7 +97,7 @@ def sources_of(names, cfg, split):
     return frames, shows_material(shares)
 
 
-def write_tables(run_dir, names, frames, material, probs, labels, classes):
+def write_tables(run_dir, names, frames, material, novelty, probs, labels, classes):
     pred = probs.argmax(1)
     table = pd.DataFrame({'Image Name': names, 'Prediction': [classes[i] for i in pred],
                           'Label': [classes[i] for i in labels], 'Result': pred == labels})
@@ -97,6 +105,8 @@ def write_tables(run_dir, names, frames, material, probs, labels, classes):
         table['Frame'] = frames
     if material is not None:
         table['Material'] = material
+    if novelty is not None:
+        table['Novelty'] = novelty.round(3)
     for column, values in factor_columns(probs, classes).items():
         table[column] = values
     write_csv_atomic(add_probabilities(table, probs, classes),
@@ -104,7 +114,7 @@ def write_tables(run_dir, names, frames, material, probs, labels, classes):
     if frames is None:
         remove_stale(os.path.join(run_dir, 'frame_predictions.csv'))
         return
-    votes = vote_frames(frames, probs, labels, material)
+    votes = vote_frames(frames, probs, labels, material, novel_of(novelty))
     verdict = votes.probs.argmax(1)
     judged = votes.has_verdict
     table = pd.DataFrame({
@@ -112,13 +122,27 @@ def write_tables(run_dir, names, frames, material, probs, labels, classes):
         'Prediction': [classes[i] if ok else '' for i, ok in zip(verdict, judged)],
         'Label': [classes[i] for i in votes.labels],
         'Result': [bool(v == y) if ok else '' for v, y, ok in zip(verdict, votes.labels, judged)],
-        'Crops': votes.tiles, 'Material crops': votes.material,
+        'Crops': votes.tiles, 'Material crops': votes.material, 'Novel crops': votes.novel,
         'Agreement': votes.agreement.round(4),
         'Warnings': [votes.reason(i) for i in range(len(votes.frames))]})
     for column, values in factor_columns(votes.probs, classes).items():
         table[column] = values
     write_csv_atomic(add_probabilities(table, votes.probs, classes),
                      os.path.join(run_dir, 'frame_predictions.csv'))
+
+
+def novel_of(novelty):
+    """Which crops are unlike the training material (None: the run has no novelty record)."""
+    return None if novelty is None else novelty > 1
+
+
+def novelty_scores(novelty, material):
+    """results.json's 'novelty': how many crops (and material crops) are novel."""
+    novel = novel_of(novelty)
+    shown = np.ones(len(novel), bool) if material is None else np.asarray(material, bool)
+    return {'novel_crops': int(novel.sum()), 'share': float(novel.mean()),
+            'material_crops': int(shown.sum()),
+            'share_of_material': float(novel[shown].mean()) if shown.any() else 0.0}
 
 
 def write_figures(run_dir, results, name, split):
@@ -165,8 +189,14 @@ def score_test_split(cfg, path, checkpoint, run_root, args):
                                     amp=amp)
     probs, labels = logits.softmax(1).double().numpy(), labels.numpy()
     frames, material = sources_of(names, cfg, args.split)
-    results = evaluate_split(probs, labels, classes, frames, material)
+    novelty = None
+    if checkpoint.novelty is not None:
+        novelty = novelty_of(checkpoint.novelty, features_of(model, loader, device, amp,
+                                                             f'{args.split} features'))
+    results = evaluate_split(probs, labels, classes, frames, material, novel_of(novelty))
     results.update(checkpoint=os.path.abspath(path), tta=cfg['tta'], split=args.split)
+    if novelty is not None:
+        results['novelty'] = novelty_scores(novelty, material)
     results['calibration'] = calibration_scores(logits, labels, checkpoint.temperature)
     reliability_png(logits, labels, checkpoint.temperature,
                     os.path.join(run_dir, 'reliability.png'),
@@ -181,7 +211,7 @@ def score_test_split(cfg, path, checkpoint, run_root, args):
     else:
         remove_stale(os.path.join(run_dir, 'shifts.csv'))
 
-    write_tables(run_dir, names, frames, material, probs, labels, classes)
+    write_tables(run_dir, names, frames, material, novelty, probs, labels, classes)
     ids = list(range(len(classes)))
     report_args = dict(labels=ids, target_names=classes, zero_division=0)
     print(classification_report(labels, probs.argmax(1), digits=4, **report_args))
@@ -217,6 +247,9 @@ def summary_line(results, split='test'):
         parts.append(f"{bare['crops_without_material']} crops without cathode material left out "
                      f"of the frame votes, {len(bare['frames_without_verdict'])} frames without "
                      'a verdict')
+    if 'novelty' in results:
+        parts.append(f"{results['novelty']['novel_crops']} crops unlike the training material "
+                     f"({100 * results['novelty']['share']:.1f}%)")
     low = results['lowest_recall']
     parts.append(f"lowest recall {100 * low['recall']:.1f}% ({low['class']})")
     return '; '.join(parts)

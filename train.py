@@ -14,7 +14,9 @@ range, which predict.py holds new frames against (semcnn/evaluation/familiarity.
 training crops' scale. Each epoch's line and history.csv give training img/s and the share of
 that time spent waiting for data. At the end, best.pt gets a temperature fitted on the validation
 split, which calibrates every probability test.py and predict.py give
-(semcnn/evaluation/calibration.py).
+(semcnn/evaluation/calibration.py), and the features of a sample of training crops with the
+distance that 99 % of validation crops stay within, by which test.py and predict.py tell a tile
+unlike the training material (semcnn/evaluation/novelty.py).
 """
 import argparse
 import contextlib
@@ -35,6 +37,7 @@ from utils import loss_fn, optimize_fn, schedule_fn
 from semcnn.data.loaders import PreloadedBatches, channel_stats, make_loader, seed_epoch
 from semcnn.evaluation import familiarity
 from semcnn.evaluation.calibration import calibration_scores, fit_temperature
+from semcnn.evaluation.novelty import fit_novelty
 from semcnn.evaluation.plots import learning_curve
 from semcnn.files.atomic import write_csv_atomic, write_json_atomic
 from semcnn.files.errors import fail, run_main
@@ -320,15 +323,19 @@ def train(cfg, args, ranks, device):
     say(f'best validation accuracy {100 * best_acc:.2f}%; checkpoints in {run_dir}')
     if ranks.is_main:
         loader = val_loader if ranks.world == 1 else make_loader(val_set, cfg, False, device)
-        fitted = calibrate(t, cfg, loader, run_dir)
-        say(f"calibrated: temperature {fitted['temperature']:.2f}, validation expected "
-            f"calibration error {100 * fitted['ece_uncalibrated']:.1f}% -> "
-            f"{100 * fitted['ece']:.1f}% (best.pt)")
+        best = finish(t, cfg, train_set, loader, run_dir)
+        say(f"calibrated: temperature {best.temperature:.2f}, validation expected calibration "
+            f"error {100 * best.calibration['ece_uncalibrated']:.1f}% -> "
+            f"{100 * best.calibration['ece']:.1f}%; novelty: distance to the "
+            f"{best.novelty['k']}th nearest of {len(best.novelty['bank'])} training crops, "
+            f"flagging {100 * best.novelty['validation_flagged']:.1f}% of validation crops "
+            '(best.pt)')
 
 
-def calibrate(t, cfg, loader, run_dir):
-    """Fit best.pt's temperature on the whole validation split (its outputs as test.py
-    computes them, tta included) and keep it there; its calibration scores."""
+def finish(t, cfg, train_set, loader, run_dir):
+    """What best.pt needs besides its weights, fitted on the whole validation split: the
+    temperature (on its outputs as test.py computes them, tta included) and the novelty
+    record (semcnn/evaluation/novelty.py). Returns the saved checkpoint."""
     path = os.path.join(run_dir, 'best.pt')
     best = Checkpoint.load(path)
     t.raw.load_state_dict(best.model)
@@ -337,8 +344,9 @@ def calibrate(t, cfg, loader, run_dir):
     best.temperature = fit_temperature(outputs, labels)
     best.calibration = {'split': 'validate', **calibration_scores(
         outputs / best.temperature, labels, best.temperature)}
+    best.novelty = fit_novelty(t.raw, train_set, loader, cfg, t.device, t.amp)
     best.save(path)
-    return best.calibration
+    return best
 
 
 def write_history(history, run_dir):

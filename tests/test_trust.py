@@ -40,9 +40,9 @@ WIDTH, HEIGHT, BAR, TILE = 160, 120, 16, 32
 FOIL_FROM = 52          # half of the 104 rows above the bar
 
 
-def write_sidecar(frame, mag=500, encoding='cp949'):
+def write_sidecar(frame, mag=500, encoding='cp949', model='SNE-4500M Plus'):
     with open(frame + '.txt', 'wb') as f:
-        f.write(SIDECAR.format(mag=mag).encode(encoding))
+        f.write(SIDECAR.format(mag=mag).replace('SNE-4500M Plus', model).encode(encoding))
 
 
 def save_frame(path, pixels):
@@ -206,7 +206,8 @@ def predicted(tmp_path_factory):
         if name == 'bright':
             pixels[:HEIGHT - BAR] = 130 + pixels[:HEIGHT - BAR] // 2   # grey, half contrast
         frames[name] = save_frame(str(new / f'{name}.png'), pixels)
-        write_sidecar(frames[name], mag=mag)
+        # x1000 on an instrument of unknown calibration: its scale cannot be matched
+        write_sidecar(frames[name], mag=mag, model='SNE-4500M Plus' if mag == 500 else 'other')
     proc = run('predict.py', 'new', *RUNTIME, cwd=cwd)
     out = cwd / 'runs' / 'example' / 'cpu' / 'predict'
     read = dict(keep_default_na=False, dtype={'Prediction': str})
@@ -256,8 +257,11 @@ def test_other_magnification_and_grey_levels_are_warned_once(predicted):
     _, table, _, proc, _ = predicted
     assert table.loc['normal', 'Warnings'] == ''
     assert table.loc['normal', 'Prediction'] != ''
-    assert table.loc['x1000', 'Warnings'] == 'magnification 1000 (training: 500)'
-    assert table.loc['x1000', 'Prediction'] != ''       # answered, with the warning beside it
+    assert table.loc['x1000', 'Warnings'] == ('scale unknown: read as if at the training scale '
+                                              '0.266 um/pixel (give --pixel-size, a TIFF '
+                                              'pixel-size tag or a sidecar); magnification 1000 '
+                                              '(training: 500)')
+    assert table.loc['x1000', 'Prediction'] != ''       # answered, with the warnings beside it
     assert 'grey-level mean' in table.loc['bright', 'Warnings']
     lines = [line for line in proc.stderr.splitlines() if line.startswith('warning:')]
     assert len(lines) == 1, proc.stderr                   # once on the terminal, for all frames

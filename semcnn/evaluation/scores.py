@@ -73,14 +73,16 @@ def read_crop_sources(data_dir, split):
 @dataclasses.dataclass
 class FrameVotes:
     """The verdicts of source frames, in order of first appearance. A frame's verdict is the mean
-    probability of its tiles that show material; a frame with too few of them gets none (its
-    `probs` row is NaN, its `agreement` too)."""
+    probability of its tiles that show material and are not novel (unlike the training
+    material: semcnn/evaluation/novelty.py); a frame with too few material tiles, or whose
+    material tiles are mostly novel, gets none (its `probs` row is NaN, its `agreement` too)."""
     frames: list          # frame names
     labels: object        # true class index per frame, or None without labels
     tiles: np.ndarray     # tiles (crops) per frame
     material: np.ndarray  # of which show material
     probs: np.ndarray     # frames x classes
-    agreement: np.ndarray  # share of the material tiles whose own prediction is the verdict
+    agreement: np.ndarray  # share of the voting tiles whose own prediction is the verdict
+    novel: np.ndarray = None   # of the material tiles, how many are novel
 
     @property
     def has_verdict(self):
@@ -90,46 +92,55 @@ class FrameVotes:
         """Why frame i has no verdict ('' when it has one)."""
         if self.has_verdict[i]:
             return ''
-        return (f'no verdict: {self.material[i]} of {self.tiles[i]} tiles show cathode material '
-                f'({tiles_needed(self.tiles[i])} needed)')
+        if self.material[i] < tiles_needed(self.tiles[i]):
+            return (f'no verdict: {self.material[i]} of {self.tiles[i]} tiles show cathode '
+                    f'material ({tiles_needed(self.tiles[i])} needed)')
+        return (f'no verdict: unlike the training material: {self.novel[i]} of '
+                f'{self.material[i]} material tiles')
 
 
-def vote_frames(frames, probs, labels=None, material=None):
+def vote_frames(frames, probs, labels=None, material=None, novel=None):
     """FrameVotes of the tiles (crops) of `frames` (each tile's frame name), their class
-    probabilities, labels (or None) and whether each shows material (None: all do)."""
+    probabilities, labels (or None), whether each shows material (None: all do) and whether
+    each is novel (None: none is)."""
     order = list(dict.fromkeys(frames))
     index = {f: i for i, f in enumerate(order)}
     group = np.array([index[f] for f in frames])
     material = np.ones(len(frames), bool) if material is None else np.asarray(material, bool)
+    novel = np.zeros(len(frames), bool) if novel is None else np.asarray(novel, bool)
+    voting = material & ~novel
     tiles = np.bincount(group, minlength=len(order))
     shown = np.bincount(group, weights=material, minlength=len(order)).astype(int)
-    verdict = shown >= np.array([tiles_needed(n) for n in tiles])
+    strange = np.bincount(group, weights=material & novel, minlength=len(order)).astype(int)
+    votes = shown - strange
+    verdict = (shown >= np.array([tiles_needed(n) for n in tiles])) & (strange * 2 <= shown)
     mean = np.zeros((len(order), probs.shape[1]))
-    np.add.at(mean, group[material], probs[material])
-    mean[verdict] /= shown[verdict, None]
+    np.add.at(mean, group[voting], probs[voting])
+    mean[verdict] /= votes[verdict, None]
     mean[~verdict] = np.nan
     # (a frame without a verdict gets no agreement either: its argmax here is never read)
-    agrees = (probs.argmax(1) == np.nan_to_num(mean).argmax(1)[group]) & material
+    agrees = (probs.argmax(1) == np.nan_to_num(mean).argmax(1)[group]) & voting
     agreement = np.full(len(order), np.nan)
     agreement[verdict] = (np.bincount(group, weights=agrees, minlength=len(order))[verdict]
-                          / shown[verdict])
+                          / votes[verdict])
     label = None
     if labels is not None:
         label = np.zeros(len(order), dtype=int)
         label[group] = labels
-    return FrameVotes(order, label, tiles, shown, mean, agreement)
+    return FrameVotes(order, label, tiles, shown, mean, agreement, strange)
 
 
-def evaluate_split(probs, labels, classes, frames=None, material=None):
+def evaluate_split(probs, labels, classes, frames=None, material=None, novel=None):
     """All scores of one labelled split: 'crops', 'frames' (when `frames` names each crop's
     source: the frames with a verdict), and 'composition' / 'state' with the same levels when the
-    class names factor. `material`: whether each crop shows material (None: all do); every crop
-    is scored, the frames' votes count only those with material. 'material' counts the crops
-    without it and names the frames left without a verdict."""
+    class names factor. `material`: whether each crop shows material (None: all do); `novel`:
+    whether each is unlike the training material (None: none is); every crop is scored, the
+    frames' votes count only those with material that are not novel. 'material' counts the
+    crops without it and names the frames left without a verdict."""
     levels = {'crops': (probs, labels)}
     votes = None
     if frames is not None:
-        votes = vote_frames(frames, probs, labels, material)
+        votes = vote_frames(frames, probs, labels, material, novel)
         judged = votes.has_verdict
         if judged.any():
             levels['frames'] = (votes.probs[judged], votes.labels[judged])

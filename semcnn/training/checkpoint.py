@@ -25,6 +25,7 @@ class Checkpoint:
     temperature: float = 1.0     # divides the outputs: fitted on the validation split at the
     calibration: dict = None     # end of training, with its ECE before and after
                                  # (semcnn/evaluation/calibration.py); 1.0 in last.pt
+    novelty: dict = None         # training features and threshold (evaluation/novelty.py)
     familiar: dict = None        # what the training frames looked like
                                  # (semcnn/evaluation/familiarity.py)
     epoch: int = 0               # epochs trained

@@ -1,0 +1,106 @@
+"""How unlike the training material a tile is, in the network's own features.
+
+A classifier answers whatever it is shown: a superalloy micrograph gets a cathode class at high
+probability. The features the network computes just before its head (penultimate layer) place
+each tile among what it learnt: a tile far from every training crop is unlike anything it was
+taught. The score is the distance from the tile's L2-normalised features to the K-th nearest of
+those of SAMPLE training crops (deep nearest neighbours, Sun et al. 2022), divided by the
+distance that NOVELTY_QUANTILE of the validation crops stay within: a novelty above 1 is
+farther than 99 % of normal validation crops, so about 1 % of normal tiles are flagged.
+
+train.py fits it at the end of training (fit_novelty) and keeps it in best.pt (the features of
+SAMPLE training crops in half precision: 2 MB for semnet's 256 features); test.py and predict.py
+score every tile (novelty_of). A novel tile does not vote; a frame most of whose material
+tiles are novel gets no verdict (semcnn/evaluation/scores.py).
+"""
+import contextlib
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from semcnn.data.loaders import collate, worker_count
+from semcnn.training.device import autocast
+
+K = 10
+SAMPLE = 4000
+NOVELTY_QUANTILE = 0.99
+
+
+def head_layer(model):
+    """The last Linear layer of the model: its input is the penultimate features (the factored
+    head's Linear too)."""
+    return [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+
+
+@contextlib.contextmanager
+def tapped(model):
+    """Within it, the list it yields gets the penultimate features of every forward pass."""
+    seen = []
+    handle = head_layer(model).register_forward_hook(
+        lambda module, inputs, output: seen.append(inputs[0].detach().float()))
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+@torch.no_grad()
+def features(model, x):
+    """L2-normalised penultimate features (N x D, float32) of a batch, plain (no flips)."""
+    with tapped(model) as seen:
+        model(x)
+    return nn.functional.normalize(seen[-1].flatten(1), dim=1)
+
+
+@torch.no_grad()
+def features_of(model, loader, device, amp=None, desc='features'):
+    """features() of every item of a loader of (x, y, names) batches, on the CPU."""
+    model.eval()
+    found = []
+    for x, _, _ in tqdm(loader, desc=desc, leave=False, unit='batch'):
+        with autocast(device, amp):
+            found.append(features(model, x.to(device, non_blocking=True)).cpu())
+    return torch.cat(found)
+
+
+def kth_distance(queries, bank, k=K, chunk=1024):
+    """Euclidean distance from each query to its k-th nearest row of bank (both normalised)."""
+    bank = bank.float()
+    out = []
+    for start in range(0, len(queries), chunk):
+        distances = torch.cdist(queries[start:start + chunk].float().to(bank.device), bank)
+        out.append(distances.kthvalue(min(k, len(bank)), dim=1).values.cpu())
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def training_sample(dataset, limit=SAMPLE):
+    """Up to `limit` evenly spaced training crops, without augmentation."""
+    plain = dataset.without_augmentation()
+    step = max(1, len(plain) // limit)
+    return Subset(plain, range(0, len(plain), step)[:limit])
+
+
+def fit_novelty(model, train_set, val_loader, cfg, device, amp=None):
+    """The checkpoint's record: the features of a sample of the training crops, K, and the
+    distance NOVELTY_QUANTILE of the validation crops stay within; with the validation crops'
+    share flagged."""
+    sample = DataLoader(training_sample(train_set), batch_size=cfg['eval_batch_size'],
+                        num_workers=worker_count(cfg), collate_fn=collate)
+    bank = features_of(model, sample, device, amp, 'training features')
+    validation = kth_distance(features_of(model, val_loader, device, amp,
+                                          'validation features'), bank)
+    threshold = float(np.quantile(validation.numpy(), NOVELTY_QUANTILE))
+    return {'bank': bank.half(), 'k': K, 'threshold': threshold,
+            'quantile': NOVELTY_QUANTILE,
+            'validation_flagged': float((validation > threshold).float().mean())}
+
+
+def novelty_of(record, feats):
+    """Novelty of each row of features (numpy): its K-th neighbour distance over the
+    threshold; > 1 is novel. None when the checkpoint has no record."""
+    if record is None:
+        return None
+    return (kth_distance(feats, record['bank'], record['k']) / record['threshold']).numpy()
