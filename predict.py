@@ -27,11 +27,11 @@ Writes to --out (default runs/<dataset>/<version>/predict/):
 - frames.csv: one row per frame: Frame, Prediction, Composition, State (when the class names read
   <composition>[_<state>]; empty without a verdict), Confidence (the verdict's probability,
   calibrated: semcnn/evaluation/calibration.py), Agreement (share of its material tiles whose own
-  prediction is the frame's), Tiles, Material tiles, Novelty (median over its material tiles; above
-  1 is unlike the training material), Scale um/px and Scale from (the frame's own scale, and where
-  it was found; empty when unknown), Warnings (why there is no verdict, and each way the frame
-  differs from the training frames; one line on the terminal counts them), and the mean probability
-  of each class over the material tiles;
+  prediction is the frame's), Tiles, Material tiles, Novelty (median over its material tiles; a
+  frame above the run's limit, at most 1, is unlike the training material), Scale um/px and Scale
+  from (the frame's own scale, and where it was found; empty when unknown), Warnings (why there is
+  no verdict, and each way the frame differs from the training frames; one line on the terminal
+  counts them), and the mean probability of each class over the material tiles;
 - tiles.csv: one row per tile: Frame, x, y, width, height, Material, Prediction, Novelty,
   probability per class.
 No labels are needed; unreadable files are skipped with a warning.
@@ -241,8 +241,8 @@ def predict_frames(args, cfg, path, checkpoint, files, out):
         if novelty is not None:
             row['Novelty'] = round(float(novelty[i]), 3)
     votes = vote_frames([r['Frame'] for r in tile_rows], probs, material=material,
-                        novel=None if novelty is None else novelty > 1)
-    frame_novelty = median_novelty(tile_rows, novelty, material)
+                        novelty=novelty,
+                        frame_limit=(checkpoint.novelty or {}).get('frame_limit', 1.0))
     warnings = frame_warnings_of(frames, votes, checkpoint)
     scales = {f['path']: f['scale'] for f in frames}
     for found, p, judged in zip(warnings, votes.probs, votes.has_verdict):
@@ -252,11 +252,11 @@ def predict_frames(args, cfg, path, checkpoint, files, out):
     frame_rows = [{'Frame': f, 'Prediction': classes[p.argmax()] if judged else '',
                    'Confidence': round(p.max(), 4) if judged else '',
                    'Agreement': round(a, 4) if judged else '', 'Tiles': n,
-                   'Material tiles': m, 'Novelty': frame_novelty.get(f, ''),
+                   'Material tiles': m, 'Novelty': '' if np.isnan(v) else round(float(v), 3),
                    **scale_columns(scales[f]), 'Warnings': '; '.join(w)}
-                  for f, p, a, n, m, judged, w in zip(votes.frames, votes.probs, votes.agreement,
-                                                      votes.tiles, votes.material,
-                                                      votes.has_verdict, warnings)]
+                  for f, p, a, n, m, v, judged, w in zip(
+                      votes.frames, votes.probs, votes.agreement, votes.tiles, votes.material,
+                      votes.novelty, votes.has_verdict, warnings)]
     frame_rows += [{'Frame': r['path'], 'Prediction': '', 'Confidence': '', 'Agreement': '',
                     'Tiles': 0,
                     'Material tiles': 0, 'Novelty': '', **scale_columns(r['refused']),
@@ -269,14 +269,6 @@ def predict_frames(args, cfg, path, checkpoint, files, out):
     say_warnings(warnings)
     print(f'{len(frame_rows)} frames ({len(tile_rows)} tiles) predicted -> {out}/frames.csv, '
           f'{out}/tiles.csv')
-
-
-def median_novelty(tile_rows, novelty, material):
-    """{frame: median novelty of its material tiles}; {} without a novelty record."""
-    if novelty is None:
-        return {}
-    tiles = pd.DataFrame({'Frame': [r['Frame'] for r in tile_rows], 'novelty': novelty})
-    return tiles[material].groupby('Frame')['novelty'].median().round(3).to_dict()
 
 
 def scale_columns(scale):

@@ -97,7 +97,8 @@ def sources_of(names, cfg, split):
     return frames, shows_material(shares)
 
 
-def write_tables(run_dir, names, frames, material, novelty, probs, labels, classes):
+def write_tables(run_dir, names, frames, material, novelty_and_limit, probs, labels, classes):
+    novelty, limit = novelty_and_limit
     pred = probs.argmax(1)
     table = pd.DataFrame({'Image Name': names, 'Prediction': [classes[i] for i in pred],
                           'Label': [classes[i] for i in labels], 'Result': pred == labels})
@@ -114,7 +115,7 @@ def write_tables(run_dir, names, frames, material, novelty, probs, labels, class
     if frames is None:
         remove_stale(os.path.join(run_dir, 'frame_predictions.csv'))
         return
-    votes = vote_frames(frames, probs, labels, material, novel_of(novelty))
+    votes = vote_frames(frames, probs, labels, material, novelty, limit)
     verdict = votes.probs.argmax(1)
     judged = votes.has_verdict
     table = pd.DataFrame({
@@ -131,14 +132,14 @@ def write_tables(run_dir, names, frames, material, novelty, probs, labels, class
                      os.path.join(run_dir, 'frame_predictions.csv'))
 
 
-def novel_of(novelty):
-    """Which crops are unlike the training material (None: the run has no novelty record)."""
-    return None if novelty is None else novelty > 1
+def frame_limit_of(checkpoint):
+    """The median novelty above which a frame gets no verdict (1 for a record without one)."""
+    return (checkpoint.novelty or {}).get('frame_limit', 1.0)
 
 
 def novelty_scores(novelty, material):
     """results.json's 'novelty': how many crops (and material crops) are novel."""
-    novel = novel_of(novelty)
+    novel = novelty > 1
     shown = np.ones(len(novel), bool) if material is None else np.asarray(material, bool)
     return {'novel_crops': int(novel.sum()), 'share': float(novel.mean()),
             'material_crops': int(shown.sum()),
@@ -189,11 +190,11 @@ def score_test_split(cfg, path, checkpoint, run_root, args):
                                     amp=amp)
     probs, labels = logits.softmax(1).double().numpy(), labels.numpy()
     frames, material = sources_of(names, cfg, args.split)
-    novelty = None
+    novelty, limit = None, frame_limit_of(checkpoint)
     if checkpoint.novelty is not None:
         novelty = novelty_of(checkpoint.novelty, features_of(model, loader, device, amp,
-                                                             f'{args.split} features'))
-    results = evaluate_split(probs, labels, classes, frames, material, novel_of(novelty))
+                                                             f'{args.split} features')[0])
+    results = evaluate_split(probs, labels, classes, frames, material, novelty, limit)
     results.update(checkpoint=os.path.abspath(path), tta=cfg['tta'], split=args.split)
     if novelty is not None:
         results['novelty'] = novelty_scores(novelty, material)
@@ -211,7 +212,7 @@ def score_test_split(cfg, path, checkpoint, run_root, args):
     else:
         remove_stale(os.path.join(run_dir, 'shifts.csv'))
 
-    write_tables(run_dir, names, frames, material, novelty, probs, labels, classes)
+    write_tables(run_dir, names, frames, material, (novelty, limit), probs, labels, classes)
     ids = list(range(len(classes)))
     report_args = dict(labels=ids, target_names=classes, zero_division=0)
     print(classification_report(labels, probs.argmax(1), digits=4, **report_args))

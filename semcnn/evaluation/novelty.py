@@ -6,12 +6,13 @@ each tile among what it learnt: a tile far from every training crop is unlike an
 taught. The score is the distance from the tile's L2-normalised features to the K-th nearest of
 those of SAMPLE training crops (deep nearest neighbours, Sun et al. 2022), divided by the
 distance that NOVELTY_QUANTILE of the validation crops stay within: a novelty above 1 is
-farther than 99 % of normal validation crops, so about 1 % of normal tiles are flagged.
+farther than 99 % of normal validation crops, so about 1 % of normal tiles are flagged. A frame
+is judged by the median novelty of its material tiles (FRAME_MARGIN).
 
 train.py fits it at the end of training (fit_novelty) and keeps it in best.pt (the features of
 SAMPLE training crops in half precision: 2 MB for semnet's 256 features); test.py and predict.py
-score every tile (novelty_of). A novel tile does not vote; a frame most of whose material
-tiles are novel gets no verdict (semcnn/evaluation/scores.py).
+score every tile (novelty_of). A novel tile does not vote; a frame whose material tiles' median
+novelty is above the frame limit gets no verdict (semcnn/evaluation/scores.py).
 """
 import contextlib
 
@@ -22,11 +23,18 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from semcnn.data.loaders import collate, worker_count
+from semcnn.data.material import shows_material
+from semcnn.evaluation.scores import read_crop_sources, vote_frames
 from semcnn.training.device import autocast
 
 K = 10
 SAMPLE = 4000
 NOVELTY_QUANTILE = 0.99
+# A frame is judged by the median novelty of its material tiles, against the highest median
+# of a validation frame, widened by a tenth (a session's frames drift, as familiarity.py's
+# grey-level range allows for): a frame of another material is refused long before most of
+# its tiles pass the per-tile threshold.
+FRAME_MARGIN = 0.1
 
 
 def head_layer(model):
@@ -57,13 +65,15 @@ def features(model, x):
 
 @torch.no_grad()
 def features_of(model, loader, device, amp=None, desc='features'):
-    """features() of every item of a loader of (x, y, names) batches, on the CPU."""
+    """(features() of every item of a loader of (x, y, names) batches, on the CPU; their
+    names)."""
     model.eval()
-    found = []
-    for x, _, _ in tqdm(loader, desc=desc, leave=False, unit='batch'):
+    found, names = [], []
+    for x, _, batch_names in tqdm(loader, desc=desc, leave=False, unit='batch'):
         with autocast(device, amp):
             found.append(features(model, x.to(device, non_blocking=True)).cpu())
-    return torch.cat(found)
+        names += batch_names
+    return torch.cat(found), names
 
 
 def kth_distance(queries, bank, k=K, chunk=1024):
@@ -84,18 +94,36 @@ def training_sample(dataset, limit=SAMPLE):
 
 
 def fit_novelty(model, train_set, val_loader, cfg, device, amp=None):
-    """The checkpoint's record: the features of a sample of the training crops, K, and the
-    distance NOVELTY_QUANTILE of the validation crops stay within; with the validation crops'
-    share flagged."""
+    """The checkpoint's record: the features of a sample of the training crops, K, the
+    distance NOVELTY_QUANTILE of the validation crops stay within (threshold), and the frame
+    limit: the highest median novelty of a validation frame's material crops, widened by
+    FRAME_MARGIN, at most 1 (a frame most of whose material is novel is always refused).
+    With the share of validation crops flagged."""
     sample = DataLoader(training_sample(train_set), batch_size=cfg['eval_batch_size'],
                         num_workers=worker_count(cfg), collate_fn=collate)
-    bank = features_of(model, sample, device, amp, 'training features')
-    validation = kth_distance(features_of(model, val_loader, device, amp,
-                                          'validation features'), bank)
-    threshold = float(np.quantile(validation.numpy(), NOVELTY_QUANTILE))
+    bank, _ = features_of(model, sample, device, amp, 'training features')
+    feats, names = features_of(model, val_loader, device, amp, 'validation features')
+    validation = kth_distance(feats, bank).numpy()
+    threshold = float(np.quantile(validation, NOVELTY_QUANTILE))
     return {'bank': bank.half(), 'k': K, 'threshold': threshold,
             'quantile': NOVELTY_QUANTILE,
-            'validation_flagged': float((validation > threshold).float().mean())}
+            'frame_limit': frame_limit(validation / threshold, names, cfg['data_dir']),
+            'validation_flagged': float((validation > threshold).mean())}
+
+
+def frame_limit(novelty, names, data_dir):
+    """min(1, (1 + FRAME_MARGIN) x the highest median novelty of the material crops of a
+    validation frame); 1 without a manifest that names each crop's frame."""
+    sources = read_crop_sources(data_dir, 'validate')
+    if not sources:
+        return 1.0
+    frames = [sources[n][0] for n in names]
+    material = shows_material([1.0 if sources[n][1] is None else sources[n][1] for n in names])
+    votes = vote_frames(frames, np.zeros((len(names), 1)), material=material, novelty=novelty,
+                        frame_limit=np.inf)
+    if np.isnan(votes.novelty).all():
+        return 1.0
+    return float(min(1.0, (1 + FRAME_MARGIN) * np.nanmax(votes.novelty)))
 
 
 def novelty_of(record, feats):

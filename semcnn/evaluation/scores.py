@@ -9,6 +9,7 @@ state task: a factor's probability is the sum of the probabilities of its classe
 import dataclasses
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import confusion_matrix
 
 from semcnn.data.material import tiles_needed
@@ -75,14 +76,17 @@ class FrameVotes:
     """The verdicts of source frames, in order of first appearance. A frame's verdict is the mean
     probability of its tiles that show material and are not novel (unlike the training
     material: semcnn/evaluation/novelty.py); a frame with too few material tiles, or whose
-    material tiles are mostly novel, gets none (its `probs` row is NaN, its `agreement` too)."""
+    material tiles' median novelty is above the run's frame limit, gets none (its `probs` row is
+    NaN, its `agreement` too)."""
     frames: list          # frame names
     labels: object        # true class index per frame, or None without labels
     tiles: np.ndarray     # tiles (crops) per frame
     material: np.ndarray  # of which show material
     probs: np.ndarray     # frames x classes
     agreement: np.ndarray  # share of the voting tiles whose own prediction is the verdict
-    novel: np.ndarray = None   # of the material tiles, how many are novel
+    novel: np.ndarray = None    # of the material tiles, how many are novel
+    novelty: np.ndarray = None  # median novelty of the material tiles (NaN: none, or unknown)
+    limit: float = 1.0          # the median novelty above which a frame gets no verdict
 
     @property
     def has_verdict(self):
@@ -95,25 +99,33 @@ class FrameVotes:
         if self.material[i] < tiles_needed(self.tiles[i]):
             return (f'no verdict: {self.material[i]} of {self.tiles[i]} tiles show cathode '
                     f'material ({tiles_needed(self.tiles[i])} needed)')
-        return (f'no verdict: unlike the training material: {self.novel[i]} of '
-                f'{self.material[i]} material tiles')
+        return (f'no verdict: unlike the training material (median novelty '
+                f'{self.novelty[i]:.2f} of its {self.material[i]} material tiles, above '
+                f'{self.limit:.2f}; {self.novel[i]} tiles above 1)')
 
 
-def vote_frames(frames, probs, labels=None, material=None, novel=None):
+def vote_frames(frames, probs, labels=None, material=None, novelty=None, frame_limit=1.0):
     """FrameVotes of the tiles (crops) of `frames` (each tile's frame name), their class
-    probabilities, labels (or None), whether each shows material (None: all do) and whether
-    each is novel (None: none is)."""
+    probabilities, labels (or None), whether each shows material (None: all do) and the
+    novelty of each (None: unknown; above 1 a tile does not vote, and a frame whose material
+    tiles' median is above `frame_limit` gets no verdict)."""
     order = list(dict.fromkeys(frames))
     index = {f: i for i, f in enumerate(order)}
     group = np.array([index[f] for f in frames])
     material = np.ones(len(frames), bool) if material is None else np.asarray(material, bool)
-    novel = np.zeros(len(frames), bool) if novel is None else np.asarray(novel, bool)
+    novel = np.zeros(len(frames), bool) if novelty is None else np.asarray(novelty) > 1
     voting = material & ~novel
     tiles = np.bincount(group, minlength=len(order))
     shown = np.bincount(group, weights=material, minlength=len(order)).astype(int)
     strange = np.bincount(group, weights=material & novel, minlength=len(order)).astype(int)
+    median = np.full(len(order), np.nan)
+    if novelty is not None and material.any():
+        medians = pd.Series(np.asarray(novelty, np.float64)[material]).groupby(
+            group[material]).median()
+        median[medians.index] = medians.to_numpy()
     votes = shown - strange
-    verdict = (shown >= np.array([tiles_needed(n) for n in tiles])) & (strange * 2 <= shown)
+    verdict = ((shown >= np.array([tiles_needed(n) for n in tiles]))
+               & ~(median > frame_limit) & (votes > 0))
     mean = np.zeros((len(order), probs.shape[1]))
     np.add.at(mean, group[voting], probs[voting])
     mean[verdict] /= votes[verdict, None]
@@ -127,20 +139,22 @@ def vote_frames(frames, probs, labels=None, material=None, novel=None):
     if labels is not None:
         label = np.zeros(len(order), dtype=int)
         label[group] = labels
-    return FrameVotes(order, label, tiles, shown, mean, agreement, strange)
+    return FrameVotes(order, label, tiles, shown, mean, agreement, strange, median,
+                      frame_limit)
 
 
-def evaluate_split(probs, labels, classes, frames=None, material=None, novel=None):
+def evaluate_split(probs, labels, classes, frames=None, material=None, novelty=None,
+                   frame_limit=1.0):
     """All scores of one labelled split: 'crops', 'frames' (when `frames` names each crop's
     source: the frames with a verdict), and 'composition' / 'state' with the same levels when the
-    class names factor. `material`: whether each crop shows material (None: all do); `novel`:
-    whether each is unlike the training material (None: none is); every crop is scored, the
-    frames' votes count only those with material that are not novel. 'material' counts the
-    crops without it and names the frames left without a verdict."""
+    class names factor. `material`: whether each crop shows material (None: all do); `novelty`
+    and `frame_limit`: as vote_frames takes them; every crop is scored, the frames' votes count
+    only those with material that are not novel. 'material' counts the crops without it and
+    names the frames left without a verdict."""
     levels = {'crops': (probs, labels)}
     votes = None
     if frames is not None:
-        votes = vote_frames(frames, probs, labels, material, novel)
+        votes = vote_frames(frames, probs, labels, material, novelty, frame_limit)
         judged = votes.has_verdict
         if judged.any():
             levels['frames'] = (votes.probs[judged], votes.labels[judged])

@@ -1,0 +1,85 @@
+"""Novelty: a tile unlike the training material does not vote, and a frame of another material
+gets no verdict, by its nearest training crops in the network's own features."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from conftest import RUNTIME, TINY, run
+from synthetic_sem import write_source
+from semcnn.evaluation.novelty import kth_distance, novelty_of
+from semcnn.evaluation.scores import vote_frames
+from semcnn.training.checkpoint import Checkpoint
+
+
+def test_the_kth_neighbour_distance_is_the_kth_smallest():
+    bank = torch.nn.functional.normalize(torch.randn(50, 8), dim=1)
+    query = torch.nn.functional.normalize(torch.randn(7, 8), dim=1)
+    expected = torch.cdist(query, bank).sort(1).values[:, 2]
+    assert torch.allclose(kth_distance(query, bank, k=3, chunk=4), expected)
+    record = {'bank': bank.half(), 'k': 1, 'threshold': 0.5}
+    assert novelty_of(record, bank[:3]) == pytest.approx([0, 0, 0], abs=0.01)   # seen: near 0
+
+
+def test_novel_tiles_do_not_vote_and_a_mostly_novel_frame_gets_no_verdict():
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.1, 0.9]])
+    frames = ['a', 'a', 'a', 'b', 'b', 'b']
+    novelty = np.array([0.3, 1.5, 0.4, 1.2, 1.4, 0.2])
+    votes = vote_frames(frames, probs, novelty=novelty, frame_limit=0.9)
+    assert votes.probs[0].tolist() == pytest.approx([0.9, 0.1])   # the novel tile left out
+    assert votes.agreement[0] == 1.0 and votes.novel.tolist() == [1, 2]
+    assert not votes.has_verdict[1]                                # median 1.2 above 0.9
+    assert votes.reason(1).startswith('no verdict: unlike the training material (median '
+                                      'novelty 1.20 of its 3 material tiles, above 0.90')
+    assert vote_frames(frames, probs).has_verdict.all()           # without novelty: as before
+
+
+@pytest.fixture(scope='module')
+def others(tmp_path_factory):
+    """A short run on synthetic cathode-like frames, then predict.py on two of them and on
+    frames of other textures: stripes, a checkerboard and photographs."""
+    cwd = tmp_path_factory.mktemp('novelty')
+    write_source(str(cwd / 'source'), classes=3, frames=8, width=320, height=240, bar=16)
+    run('aug_img.py', 'source', 120, '-p', 48, '-n', 'example', cwd=cwd)
+    run('train.py', *TINY, '--set', 'epochs=8', cwd=cwd)
+    (cwd / 'new').mkdir()
+    yy, xx = np.mgrid[0:240, 0:320]
+    textures = {'stripes': 127 + 100 * np.sin(xx / 3.0),
+                'checker': (xx // 20 + yy // 20) % 2 * 200 + 20}
+    from sklearn.datasets import load_sample_images   # photographs scikit-learn ships
+    for i, photo in enumerate(load_sample_images().images):
+        textures[f'photo{i}'] = np.asarray(Image.fromarray(photo).convert('L').resize((320, 240)))
+    for name, pixels in textures.items():
+        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(cwd / 'new' / f'{name}.png')
+    for cls in ('synthA', 'synthC'):
+        (cwd / 'new' / f'normal_{cls}.png').write_bytes(
+            (cwd / 'source' / cls / 'frame_007.png').read_bytes())
+    run('predict.py', 'new', *RUNTIME, '--out', cwd / 'out', cwd=cwd)
+    table = pd.read_csv(cwd / 'out' / 'frames.csv', keep_default_na=False, dtype=str)
+    table.index = [name.split('/')[-1][:-4] for name in table['Frame']]
+    return cwd, table
+
+
+def test_frames_of_other_materials_rank_above_normal_ones_and_lose_their_verdict(others):
+    """A one-minute network's features are weak: every other texture ranks above every normal
+    frame, and 3 of the 4 are refused (the flower photograph, mostly smooth petals, stays under
+    the frame limit). RESULTS.md has the real recipe's numbers."""
+    _, table = others
+    strange = table[~table.index.str.startswith('normal')]
+    unlike = strange['Warnings'].str.contains('no verdict: unlike the training material')
+    assert unlike.sum() >= 3, strange[['Prediction', 'Novelty', 'Warnings']]
+    assert (strange.loc[unlike, 'Prediction'] == '').all()
+    normal = table[table.index.str.startswith('normal')]
+    assert (normal['Prediction'] != '').all() and (normal['Warnings'] == '').all()
+    assert normal['Novelty'].astype(float).max() < strange['Novelty'].astype(float).min()
+
+
+def test_the_novelty_record_flags_about_one_validation_crop_in_a_hundred(others):
+    cwd, _ = others
+    best = Checkpoint.load(str(cwd / 'runs' / 'example' / 'cpu' / 'best.pt'))
+    record = best.novelty
+    assert record['k'] == 10 and record['bank'].dtype == torch.float16
+    assert record['validation_flagged'] <= 0.03 and 0 < record['frame_limit'] <= 1
+    tiles = pd.read_csv(cwd / 'out' / 'tiles.csv')
+    assert 'Novelty' in tiles.columns and (tiles['Novelty'] >= 0).all()
