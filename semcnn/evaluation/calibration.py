@@ -80,7 +80,7 @@ def reliability_png(outputs, labels, temperature, path, title):
     ax.plot([0, 1], [0, 1], ':', color='grey', label='perfect calibration')
     ax.set(ylabel='accuracy', title=title, xlim=(0, 1), ylim=(0, 1.02))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc='upper left')
+    ax.legend(fontsize=8, loc='lower right')
     ax_count.set(xlabel='confidence (top probability)', ylabel='share of crops')
     ax_count.grid(alpha=0.3)
     save_figure_atomic(fig, path)
