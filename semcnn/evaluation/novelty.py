@@ -113,9 +113,10 @@ def fit_novelty(model, train_set, val_loader, cfg, device, amp=None):
 
 def frame_limit(novelty, names, data_dir):
     """min(1, (1 + FRAME_MARGIN) x the highest median novelty of the material crops of a
-    validation frame); 1 without a manifest that names each crop's frame."""
+    validation frame); 1 without a manifest that names each crop's frame (none, or one that
+    does not list the crops there now)."""
     sources = read_crop_sources(data_dir, 'validate')
-    if not sources:
+    if not sources or any(n not in sources for n in names):
         return 1.0
     frames = [sources[n][0] for n in names]
     material = shows_material([1.0 if sources[n][1] is None else sources[n][1] for n in names])
