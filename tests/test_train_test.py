@@ -42,7 +42,8 @@ def test_test_script_writes_one_row_per_test_crop(trained):
     manifest = pd.read_csv(trained / 'data' / 'example' / 'manifest.csv')
     assert len(table) == (manifest['split'] == 'test').sum()
     assert list(table.columns) == ['Image Name', 'Prediction', 'Label', 'Result', 'Frame',
-                                   'Material', 'P(synthA)', 'P(synthB)', 'P(synthC)']
+                                   'Material', 'Novelty', 'P(synthA)', 'P(synthB)', 'P(synthC)']
+    assert (table['Novelty'] >= 0).all()
     assert table['Material'].all()          # synthetic particles everywhere: no bare crop
     probs = table[['P(synthA)', 'P(synthB)', 'P(synthC)']]
     assert ((probs.sum(axis=1) - 1).abs() < 1e-4).all()
@@ -85,7 +86,8 @@ def test_checkpoint_round_trip_keeps_weights_and_normalisation(tmp_path):
 
 
 def test_test_split_predictions_match_the_best_checkpoint(trained):
-    """test.py's probabilities are those of best.pt, recomputed here in-process."""
+    """test.py's probabilities are those of best.pt at its temperature, recomputed here
+    in-process."""
     from dataset import SEMDataset
     checkpoint = Checkpoint.load(str(trained / RUN / 'best.pt'))
     model = build_model(checkpoint.config, 3, pretrained=False)
@@ -97,7 +99,7 @@ def test_test_split_predictions_match_the_best_checkpoint(trained):
     for i in range(0, len(test_set), max(1, len(test_set) // 5)):
         x, _, name = test_set[i]
         with torch.no_grad():
-            probs = model(x[None]).softmax(1)[0].tolist()
+            probs = (model(x[None]) / checkpoint.temperature).softmax(1)[0].tolist()
         assert table.loc[name, ['P(synthA)', 'P(synthB)', 'P(synthC)']].tolist() == \
             pytest.approx(probs, abs=1e-5)
 

@@ -11,10 +11,11 @@ def predict_batch(model, x, tta=False):
     """Logits of a batch; with tta, the log of the mean softmax over the 8 flips/turns of each
     image (so .softmax(1) gives that mean); either divided by the model's temperature (1 until
     train.py has fitted one), so that .softmax(1) gives calibrated probabilities."""
+    temperature = getattr(model, 'temperature', 1.0)   # any module; SEMClassifier has one
     if not tta:
-        return model(x).float() / model.temperature
+        return model(x).float() / temperature
     probs = sum(model(dihedral(x, k)).float().softmax(1) for k in range(8)) / 8
-    return probs.log() / model.temperature
+    return probs.log() / temperature
 
 
 @torch.no_grad()
