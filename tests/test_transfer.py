@@ -27,7 +27,9 @@ def transfer(cwd, world, *extra):
 def test_a_state_cue_shared_across_compositions_carries_over(tmp_path, head):
     scores = transfer(tmp_path, 'shared', '--set', f'head={head}')
     fold = scores['folds']['C_seed1']
-    assert fold['frames'] == 16 and fold['judged'] == 16
+    # frames of a composition never seen may be refused as unlike the training material
+    # (test_novelty.py): the state is scored on those answered
+    assert fold['frames'] == 16 and fold['judged'] >= 8
     assert fold['balanced'] >= 0.9
     assert fold['per_state']['cycled']['accuracy'] >= 0.75
     summary = pd.read_csv(tmp_path / 'runs' / 'transfer' / 'shared' / 'summary.csv')
