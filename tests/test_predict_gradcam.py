@@ -70,8 +70,8 @@ def test_predict_tiles_whole_frames_without_labels(factored, tmp_path):
     assert tiles['y'].max() + 32 == 104 and tiles['x'].max() + 32 == 160
     probs = [f'P({c})' for c in CLASSES]
     np.testing.assert_allclose(per_frame[probs].sum(axis=1), 1, atol=1e-4)
-    np.testing.assert_allclose(per_frame['Confidence'].astype(float), per_frame[probs].max(1),
-                               atol=1e-4)                 # the verdict's own probability
+    np.testing.assert_allclose(per_frame['Confidence'].astype(float),
+                               per_frame[probs].max(axis=1), atol=1e-4)   # the verdict's own P
     for frame, group in tiles.groupby('Frame'):
         row = per_frame[per_frame['Frame'] == frame].iloc[0]
         np.testing.assert_allclose(group[probs].mean(), row[probs].astype(float), atol=1e-5)
