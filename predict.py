@@ -12,7 +12,8 @@ thirds of it shows cathode material, semcnn/data/material.py) is predicted but l
 vote, and so is a tile unlike the training material (its Novelty above 1: farther from the training
 crops, in the network's features, than 99 % of the validation crops; semcnn/evaluation/novelty.py):
 a frame's verdict is the mean probability of its other material tiles; a frame with too few
-material tiles (under an eighth), or whose material tiles are mostly novel, gets none.
+material tiles (under an eighth), or whose material tiles' median novelty is above the run's
+frame limit, gets none.
 Probabilities are calibrated (semcnn/evaluation/calibration.py). Tiles are cut in pixels, so each
 frame is first brought to the training crops' scale (micrometres per pixel, recorded by train.py):
 its own scale comes from --pixel-size, a TIFF pixel-size tag or its sidecar's magnification
@@ -26,7 +27,7 @@ A colour frame given to a model trained on gray crops is converted to gray (luma
 Writes to --out (default runs/<dataset>/<version>/predict/):
 - frames.csv: one row per frame: Frame, Prediction, Composition, State (when the class names read
   <composition>[_<state>]; empty without a verdict), Confidence (the verdict's probability,
-  calibrated: semcnn/evaluation/calibration.py), Agreement (share of its material tiles whose own
+  calibrated: semcnn/evaluation/calibration.py), Agreement (share of its voting tiles whose own
   prediction is the frame's), Tiles, Material tiles, Novelty (median over its material tiles; a
   frame above the run's limit, at most 1, is unlike the training material), Scale um/px and Scale
   from (the frame's own scale, and where it was found; empty when unknown), Warnings (why there is
@@ -53,7 +54,7 @@ from semcnn.data.images import rescale_pixels, to_tensor
 from semcnn.data.loaders import worker_count
 from semcnn.data.material import MaterialMap, shows_material
 from semcnn.evaluation.familiarity import frame_warnings, grey_statistics, warning_kind
-from semcnn.evaluation.novelty import features, novelty_of
+from semcnn.evaluation.novelty import features, frame_limit_of, novelty_of
 from semcnn.evaluation.scores import add_probabilities, factor_columns, vote_frames
 from semcnn.files.atomic import write_csv_atomic
 from semcnn.files.errors import fail, run_main
@@ -242,7 +243,7 @@ def predict_frames(args, cfg, path, checkpoint, files, out):
             row['Novelty'] = round(float(novelty[i]), 3)
     votes = vote_frames([r['Frame'] for r in tile_rows], probs, material=material,
                         novelty=novelty,
-                        frame_limit=(checkpoint.novelty or {}).get('frame_limit', 1.0))
+                        frame_limit=frame_limit_of(checkpoint.novelty))
     warnings = frame_warnings_of(frames, votes, checkpoint)
     scales = {f['path']: f['scale'] for f in frames}
     for found, p, judged in zip(warnings, votes.probs, votes.has_verdict):

@@ -45,7 +45,7 @@ from dataset import SEMDataset
 from semcnn.data.loaders import make_loader
 from semcnn.data.material import shows_material
 from semcnn.evaluation.calibration import calibration_scores, reliability_png
-from semcnn.evaluation.novelty import features_of, novelty_of
+from semcnn.evaluation.novelty import features_of, frame_limit_of, novelty_of
 from semcnn.evaluation.plots import confusion_matrix_png
 from semcnn.evaluation.report import Scored, write_report
 from semcnn.evaluation.scores import (add_probabilities, evaluate_split, factor_columns,
@@ -132,11 +132,6 @@ def write_tables(run_dir, names, frames, material, novelty_and_limit, probs, lab
                      os.path.join(run_dir, 'frame_predictions.csv'))
 
 
-def frame_limit_of(checkpoint):
-    """The median novelty above which a frame gets no verdict (1 for a record without one)."""
-    return (checkpoint.novelty or {}).get('frame_limit', 1.0)
-
-
 def novelty_scores(novelty, material):
     """results.json's 'novelty': how many crops (and material crops) are novel."""
     novel = novelty > 1
@@ -190,7 +185,7 @@ def score_test_split(cfg, path, checkpoint, run_root, args):
                                     amp=amp)
     probs, labels = logits.softmax(1).double().numpy(), labels.numpy()
     frames, material = sources_of(names, cfg, args.split)
-    novelty, limit = None, frame_limit_of(checkpoint)
+    novelty, limit = None, frame_limit_of(checkpoint.novelty)
     if checkpoint.novelty is not None:
         novelty = novelty_of(checkpoint.novelty, features_of(model, loader, device, amp,
                                                              f'{args.split} features')[0])

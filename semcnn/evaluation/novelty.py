@@ -127,6 +127,12 @@ def frame_limit(novelty, names, data_dir):
     return float(min(1.0, (1 + FRAME_MARGIN) * np.nanmax(votes.novelty)))
 
 
+def frame_limit_of(record):
+    """The median novelty above which a frame gets no verdict (1 for a record without one, or
+    for no record)."""
+    return (record or {}).get('frame_limit', 1.0)
+
+
 def novelty_of(record, feats):
     """Novelty of each row of features (numpy): its K-th neighbour distance over the
     threshold; > 1 is novel. None when the checkpoint has no record."""
