@@ -12,8 +12,9 @@ thirds of it shows cathode material, semcnn/data/material.py) is predicted but l
 vote, and so is a tile unlike the training material (its Novelty above 1: farther from the training
 crops, in the network's features, than 99 % of the validation crops; semcnn/evaluation/novelty.py):
 a frame's verdict is the mean probability of its other material tiles; a frame with too few
-material tiles (under an eighth), or whose material tiles' median novelty is above the run's
-frame limit, gets none.
+material tiles (under an eighth), or most of whose material tiles are novel, gets none; one
+whose material tiles' median novelty is above that of every validation frame (the run's frame
+limit) keeps its verdict with an "unusual material" warning.
 Probabilities are calibrated (semcnn/evaluation/calibration.py). Tiles are cut in pixels, so each
 frame is first brought to the training crops' scale (micrometres per pixel, recorded by train.py):
 its own scale comes from --pixel-size, a TIFF pixel-size tag or its sidecar's magnification
@@ -62,7 +63,7 @@ from semcnn.files.frames import UnreadableImage, cut_bar, is_image_name, read_im
 from semcnn.files.locks import exclusive
 from semcnn.files.scale import frame_scale, plan
 from semcnn.files.sidecar import acquisition, read_sidecar
-from semcnn.training.checkpoint import load_trained
+from semcnn.training.checkpoint import load_trained, note_unfitted
 from semcnn.training.device import amp_dtype, autocast, pick_device
 from semcnn.training.inference import predict_batch
 
@@ -184,6 +185,7 @@ def main(args):
 def predict_frames(args, cfg, path, checkpoint, files, out):
     device = pick_device(cfg['device'])
     model, classes = load_trained(cfg, path, checkpoint, device)
+    note_unfitted(cfg, path, checkpoint)
     if checkpoint.crop_size is None:
         fail(f'{path}: does not record the size of its training crops (written by an older '
              'train.py); train again to predict whole frames')
@@ -288,7 +290,7 @@ def frame_warnings_of(frames, votes, checkpoint):
     by_path = {f['path']: f for f in frames}
     warnings = []
     for i, path in enumerate(votes.frames):
-        found = [votes.reason(i)] if not votes.has_verdict[i] else []
+        found = [w for w in (votes.reason(i), votes.unusual(i)) if w]
         if by_path[path]['scale_warning']:
             found.append(by_path[path]['scale_warning'])
         if familiar is not None:

@@ -8,7 +8,7 @@ from PIL import Image
 
 from conftest import RUNTIME, TINY, run
 from synthetic_sem import write_source
-from semcnn.evaluation.novelty import kth_distance, novelty_of
+from semcnn.evaluation.novelty import kth_distance, novelty_of, training_sample
 from semcnn.evaluation.scores import vote_frames
 from semcnn.training.checkpoint import Checkpoint
 
@@ -22,16 +22,37 @@ def test_the_kth_neighbour_distance_is_the_kth_smallest():
     assert novelty_of(record, bank[:3]) == pytest.approx([0, 0, 0], abs=0.01)   # seen: near 0
 
 
+class Split:
+    """A training split of `n` crops ordered by class, as SEMDataset lists them."""
+    def __init__(self, n):
+        self.n = n
+
+    def without_augmentation(self):
+        return list(range(self.n))
+
+
+def test_the_training_sample_reaches_every_class_evenly():
+    # 12 classes of 1,280 crops: a sample of 4,000 once stopped at 12,000 and left 811 out
+    picked = np.array(training_sample(Split(12 * 1280), limit=4000).indices)
+    assert len(picked) == 4000 and picked.max() >= 12 * 1280 - 4
+    assert np.bincount(picked // 1280).tolist() == pytest.approx([4000 / 12] * 12, abs=1)
+    assert training_sample(Split(30), limit=4000).indices == list(range(30))   # all, once
+
+
 def test_novel_tiles_do_not_vote_and_a_mostly_novel_frame_gets_no_verdict():
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.1, 0.9]])
     frames = ['a', 'a', 'a', 'b', 'b', 'b']
     novelty = np.array([0.3, 1.5, 0.4, 1.2, 1.4, 0.2])
-    votes = vote_frames(frames, probs, novelty=novelty, frame_limit=0.9)
+    votes = vote_frames(frames, probs, novelty=novelty, frame_limit=0.35)
     assert votes.probs[0].tolist() == pytest.approx([0.9, 0.1])   # the novel tile left out
     assert votes.agreement[0] == 1.0 and votes.novel.tolist() == [1, 2]
-    assert not votes.has_verdict[1]                                # median 1.2 above 0.9
-    assert votes.reason(1).startswith('no verdict: unlike the training material (median '
-                                      'novelty 1.20 of its 3 material tiles, above 0.90')
+    assert not votes.has_verdict[1]                                # 2 of 3 novel: median 1.2
+    assert votes.reason(1) == ('no verdict: unlike the training material (2 of its 3 material '
+                               'tiles novel, median novelty 1.20)')
+    # a verdict kept, but its material is less usual than that of any validation frame
+    assert votes.unusual(0).startswith('unusual material: median novelty 0.40') and \
+        votes.unusual(1) == ''
+    assert vote_frames(frames, probs, novelty=novelty, frame_limit=0.9).unusual(0) == ''
     assert vote_frames(frames, probs).has_verdict.all()           # without novelty: as before
 
 
@@ -62,14 +83,14 @@ def others(tmp_path_factory):
 
 
 def test_frames_of_other_materials_rank_above_normal_ones_and_lose_their_verdict(others):
-    """A one-minute network's features are weak: every other texture ranks above every normal
-    frame, and 3 of the 4 are refused (the flower photograph, mostly smooth petals, stays under
-    the frame limit). RESULTS.md has the real recipe's numbers."""
+    """A one-minute network's features are weak, yet every other texture ranks above every
+    normal frame, and gets no verdict or a warning. RESULTS.md has the real recipe's numbers."""
     _, table = others
     strange = table[~table.index.str.startswith('normal')]
     unlike = strange['Warnings'].str.contains('no verdict: unlike the training material')
-    assert unlike.sum() >= 3, strange[['Prediction', 'Novelty', 'Warnings']]
-    assert (strange.loc[unlike, 'Prediction'] == '').all()
+    unusual = strange['Warnings'].str.contains('unusual material')
+    assert (unlike | unusual).all(), strange[['Prediction', 'Novelty', 'Warnings']]
+    assert unlike.sum() >= 2 and (strange.loc[unlike, 'Prediction'] == '').all()
     normal = table[table.index.str.startswith('normal')]
     assert (normal['Prediction'] != '').all() and (normal['Warnings'] == '').all()
     assert normal['Novelty'].astype(float).max() < strange['Novelty'].astype(float).min()

@@ -11,8 +11,9 @@ is judged by the median novelty of its material tiles (FRAME_MARGIN).
 
 train.py fits it at the end of training (fit_novelty) and keeps it in best.pt (the features of
 SAMPLE training crops in half precision: 2 MB for semnet's 256 features); test.py and predict.py
-score every tile (novelty_of). A novel tile does not vote; a frame whose material tiles' median
-novelty is above the frame limit gets no verdict (semcnn/evaluation/scores.py).
+score every tile (novelty_of). A novel tile does not vote; a frame most of whose material tiles
+are novel (median above 1) gets no verdict, and one whose median is above the frame limit keeps
+its verdict with a warning (semcnn/evaluation/scores.py).
 """
 import contextlib
 
@@ -30,10 +31,11 @@ from semcnn.training.device import autocast
 K = 10
 SAMPLE = 4000
 NOVELTY_QUANTILE = 0.99
-# A frame is judged by the median novelty of its material tiles, against the highest median
-# of a validation frame, widened by a tenth (a session's frames drift, as familiarity.py's
-# grey-level range allows for): a frame of another material is refused long before most of
-# its tiles pass the per-tile threshold.
+# A frame is judged by the median novelty of its material tiles. Above the highest median of a
+# validation frame, widened by a tenth (a session's frames drift, as familiarity.py's grey-level
+# range allows for), it is unusual: a frame of another material is warned of long before most of
+# its tiles pass the per-tile threshold, while a frame of the training material at another
+# magnification or in another session, near the limit, keeps its verdict.
 FRAME_MARGIN = 0.1
 
 
@@ -87,17 +89,19 @@ def kth_distance(queries, bank, k=K, chunk=1024):
 
 
 def training_sample(dataset, limit=SAMPLE):
-    """Up to `limit` evenly spaced training crops, without augmentation."""
+    """Up to `limit` training crops evenly spaced over the whole split, without augmentation.
+    The split is ordered by class: every class must be sampled, the last ones too (a class
+    missing from the sample would be novel to itself)."""
     plain = dataset.without_augmentation()
-    step = max(1, len(plain) // limit)
-    return Subset(plain, range(0, len(plain), step)[:limit])
+    picked = np.linspace(0, len(plain) - 1, min(limit, len(plain))).round().astype(int)
+    return Subset(plain, np.unique(picked).tolist())
 
 
 def fit_novelty(model, train_set, val_loader, cfg, device, amp=None):
     """The checkpoint's record: the features of a sample of the training crops, K, the
     distance NOVELTY_QUANTILE of the validation crops stay within (threshold), and the frame
     limit: the highest median novelty of a validation frame's material crops, widened by
-    FRAME_MARGIN, at most 1 (a frame most of whose material is novel is always refused).
+    FRAME_MARGIN, at most 1 (the median of a frame most of whose material is novel).
     With the share of validation crops flagged."""
     sample = DataLoader(training_sample(train_set), batch_size=cfg['eval_batch_size'],
                         num_workers=worker_count(cfg), collate_fn=collate)

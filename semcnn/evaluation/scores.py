@@ -75,9 +75,10 @@ def read_crop_sources(data_dir, split):
 class FrameVotes:
     """The verdicts of source frames, in order of first appearance. A frame's verdict is the mean
     probability of its tiles that show material and are not novel (unlike the training
-    material: semcnn/evaluation/novelty.py); a frame with too few material tiles, or whose
-    material tiles' median novelty is above the run's frame limit, gets none (its `probs` row is
-    NaN, its `agreement` too)."""
+    material: semcnn/evaluation/novelty.py); a frame with too few material tiles, or most of
+    whose material tiles are novel (their median novelty above 1), gets none (its `probs` row is
+    NaN, its `agreement` too). A frame with a verdict whose median is above the run's frame
+    limit (higher than any validation frame's) is unusual: its verdict comes with a warning."""
     frames: list          # frame names
     labels: object        # true class index per frame, or None without labels
     tiles: np.ndarray     # tiles (crops) per frame
@@ -86,7 +87,7 @@ class FrameVotes:
     agreement: np.ndarray  # share of the voting tiles whose own prediction is the verdict
     novel: np.ndarray = None    # of the material tiles, how many are novel
     novelty: np.ndarray = None  # median novelty of the material tiles (NaN: none, or unknown)
-    limit: float = 1.0          # the median novelty above which a frame gets no verdict
+    limit: float = 1.0          # the median novelty above which a frame is unusual
 
     @property
     def has_verdict(self):
@@ -99,16 +100,23 @@ class FrameVotes:
         if self.material[i] < tiles_needed(self.tiles[i]):
             return (f'no verdict: {self.material[i]} of {self.tiles[i]} tiles show cathode '
                     f'material ({tiles_needed(self.tiles[i])} needed)')
-        return (f'no verdict: unlike the training material (median novelty '
-                f'{self.novelty[i]:.2f} of its {self.material[i]} material tiles, above '
-                f'{self.limit:.2f}; {self.novel[i]} tiles above 1)')
+        return (f'no verdict: unlike the training material ({self.novel[i]} of its '
+                f'{self.material[i]} material tiles novel, median novelty {self.novelty[i]:.2f})')
+
+    def unusual(self, i):
+        """A warning for frame i when it has a verdict but its material is unlike that of every
+        validation frame ('' otherwise)."""
+        if not self.has_verdict[i] or not self.novelty[i] > self.limit:
+            return ''
+        return (f'unusual material: median novelty {self.novelty[i]:.2f} of its material tiles, '
+                f'above {self.limit:.2f} (higher than any validation frame\'s); verdict kept')
 
 
 def vote_frames(frames, probs, labels=None, material=None, novelty=None, frame_limit=1.0):
     """FrameVotes of the tiles (crops) of `frames` (each tile's frame name), their class
     probabilities, labels (or None), whether each shows material (None: all do) and the
     novelty of each (None: unknown; above 1 a tile does not vote, and a frame whose material
-    tiles' median is above `frame_limit` gets no verdict)."""
+    tiles' median is above 1 gets no verdict; above `frame_limit` it is unusual)."""
     order = list(dict.fromkeys(frames))
     index = {f: i for i, f in enumerate(order)}
     group = np.array([index[f] for f in frames])
@@ -125,7 +133,7 @@ def vote_frames(frames, probs, labels=None, material=None, novelty=None, frame_l
         median[medians.index] = medians.to_numpy()
     votes = shown - strange
     verdict = ((shown >= np.array([tiles_needed(n) for n in tiles]))
-               & ~(median > frame_limit) & (votes > 0))
+               & ~(median > 1) & (votes > 0))
     mean = np.zeros((len(order), probs.shape[1]))
     np.add.at(mean, group[voting], probs[voting])
     mean[verdict] /= votes[verdict, None]
