@@ -54,7 +54,7 @@ from semcnn.evaluation.shifts import evaluate_shifts, shift_summary
 from semcnn.files.atomic import remove_stale, write_csv_atomic, write_json_atomic
 from semcnn.files.errors import fail, run_main
 from semcnn.files.locks import exclusive, reading
-from semcnn.training.checkpoint import load_trained
+from semcnn.training.checkpoint import load_trained, note_unfitted
 from semcnn.training.device import amp_dtype, pick_device
 from semcnn.training.inference import predict
 
@@ -177,6 +177,7 @@ def score_test_split(cfg, path, checkpoint, run_root, args):
     os.makedirs(run_dir, exist_ok=True)
     device = pick_device(cfg['device'])
     model, classes = load_trained(cfg, path, checkpoint, device)
+    note_unfitted(cfg, path, checkpoint)
     input_size = cfg['input_size']
     test_set = SEMDataset(cfg['data_dir'], args.split, classes, input_size=input_size)
     loader = make_loader(test_set, cfg, False, device)

@@ -5,6 +5,7 @@
     python train.py --set epochs=10 --set lr=1e-3     # type-checked overrides
     python train.py --resume                          # continue from runs/<dataset>/<version>/last.pt
     python train.py --force                           # start over, replacing that run
+    python train.py --refit                           # calibrate an existing run's best.pt again
     torchrun --nproc_per_node=4 train.py --version gpu  # one process per GPU
 
 Outputs in runs/<dataset>/<version>/: best.pt (highest validation accuracy; the test split is
@@ -16,7 +17,9 @@ that time spent waiting for data. At the end, best.pt gets a temperature fitted 
 split, which calibrates every probability test.py and predict.py give
 (semcnn/evaluation/calibration.py), and the features of a sample of training crops with the
 distance that 99 % of validation crops stay within, by which test.py and predict.py tell a tile
-unlike the training material (semcnn/evaluation/novelty.py).
+unlike the training material (semcnn/evaluation/novelty.py). --refit fits those two again on a
+finished run without training it (a run trained before train.py fitted them: predict.py then
+neither calibrates nor detects novel tiles).
 """
 import argparse
 import contextlib
@@ -31,7 +34,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from config import add_config_arguments, config_from_args, gen_default
+from config import add_config_arguments, config_from_args, gen_default, open_run
 from dataset import SEMDataset, damaged, training_split
 from utils import loss_fn, optimize_fn, schedule_fn
 from semcnn.data.loaders import PreloadedBatches, channel_stats, make_loader, seed_epoch
@@ -46,7 +49,7 @@ from semcnn.files.locks import exclusive, reading
 from semcnn.files.manifest import training_scale
 from semcnn.files.paths import run_dir_of
 from semcnn.training import distributed
-from semcnn.training.checkpoint import Checkpoint
+from semcnn.training.checkpoint import Checkpoint, load_trained
 from semcnn.training.device import (amp_dtype, autocast, configure_kernels, pick_device,
                                     seed_everything)
 from semcnn.training.distributed import Ranks, barrier, broadcast_buffers, sum_over_ranks
@@ -59,6 +62,9 @@ def get_args_parser():
     add_config_arguments(p)
     p.add_argument('--resume', action='store_true', help='continue from last.pt of this run')
     p.add_argument('--force', action='store_true', help='start over, replacing an existing run')
+    p.add_argument('--refit', action='store_true',
+                   help="no training: fit best.pt's temperature and novelty record again on "
+                        'the run\'s validation split (for runs trained before they existed)')
     return p
 
 
@@ -218,7 +224,10 @@ def main(args):
         # one process writes the run folder: a second train.py or test.py on it stops
         lock = exclusive(run_dir_of(cfg)) if ranks.is_main else contextlib.nullcontext()
         with lock, reading(cfg['data_dir']):   # and aug_img may not replace the data meanwhile
-            train(cfg, args, ranks, device or pick_device(cfg['device']))
+            if args.refit:
+                refit(cfg, args, ranks, device or pick_device(cfg['device']))
+            else:
+                train(cfg, args, ranks, device or pick_device(cfg['device']))
     finally:
         distributed.stop()
 
@@ -323,30 +332,46 @@ def train(cfg, args, ranks, device):
     say(f'best validation accuracy {100 * best_acc:.2f}%; checkpoints in {run_dir}')
     if ranks.is_main:
         loader = val_loader if ranks.world == 1 else make_loader(val_set, cfg, False, device)
-        best = finish(t, cfg, train_set, loader, run_dir)
-        say(f"calibrated: temperature {best.temperature:.2f}, validation expected calibration "
-            f"error {100 * best.calibration['ece_uncalibrated']:.1f}% -> "
-            f"{100 * best.calibration['ece']:.1f}%; novelty: distance to the "
-            f"{best.novelty['k']}th nearest of {len(best.novelty['bank'])} training crops, "
-            f"flagging {100 * best.novelty['validation_flagged']:.1f}% of validation crops "
-            '(best.pt)')
+        finish(t.raw, t.device, t.amp, cfg, train_set, loader, os.path.join(run_dir, 'best.pt'))
 
 
-def finish(t, cfg, train_set, loader, run_dir):
-    """What best.pt needs besides its weights, fitted on the whole validation split: the
-    temperature (on its outputs as test.py computes them, tta included) and the novelty
-    record (semcnn/evaluation/novelty.py). Returns the saved checkpoint."""
-    path = os.path.join(run_dir, 'best.pt')
+def refit(cfg, args, ranks, device):
+    """--refit: finish() again on a trained run, as its own config says, without training."""
+    if args.resume or args.force or ranks.world > 1:
+        fail('--refit trains nothing: give it without --resume or --force, in one process '
+             '(python train.py --refit)')
+    cfg, path, best = open_run(argparse.Namespace(checkpoint='best', set=args.set),
+                               cfg['dataset'], cfg['version'])
+    model, classes = load_trained(cfg, path, best, device)
+    train_set = training_split(cfg)
+    if train_set.classes != classes:
+        fail(f"--refit: {path} was trained on classes {classes}, {cfg['data_dir']} has "
+             f'{train_set.classes}; refit a run on the data it was trained on')
+    val_set = SEMDataset(cfg['data_dir'], 'validate', classes, input_size=cfg['input_size'])
+    finish(model, device, amp_dtype(cfg, device), cfg, train_set,
+           make_loader(val_set, cfg, False, device), path)
+
+
+def finish(model, device, amp, cfg, train_set, loader, path):
+    """What best.pt (at `path`) needs besides its weights, fitted on the whole validation split:
+    the temperature (on its outputs as test.py computes them, tta included) and the novelty
+    record (semcnn/evaluation/novelty.py). Says what it fitted."""
     best = Checkpoint.load(path)
-    t.raw.load_state_dict(best.model)
-    outputs, labels, _ = predict(t.raw, loader, t.device, desc='calibrate', tta=cfg['tta'],
-                                 amp=t.amp)
+    model.load_state_dict(best.model)
+    model.temperature = 1.0   # fitted on the raw outputs, not on those of an earlier fit
+    outputs, labels, _ = predict(model, loader, device, desc='calibrate', tta=cfg['tta'],
+                                 amp=amp)
     best.temperature = fit_temperature(outputs, labels)
     best.calibration = {'split': 'validate', **calibration_scores(
         outputs / best.temperature, labels, best.temperature)}
-    best.novelty = fit_novelty(t.raw, train_set, loader, cfg, t.device, t.amp)
+    best.novelty = fit_novelty(model, train_set, loader, cfg, device, amp)
     best.save(path)
-    return best
+    print(f"calibrated: temperature {best.temperature:.2f}, validation expected calibration "
+          f"error {100 * best.calibration['ece_uncalibrated']:.1f}% -> "
+          f"{100 * best.calibration['ece']:.1f}%; novelty: distance to the "
+          f"{best.novelty['k']}th nearest of {len(best.novelty['bank'])} training crops, "
+          f"flagging {100 * best.novelty['validation_flagged']:.1f}% of validation crops "
+          f'({path})')
 
 
 def write_history(history, run_dir):

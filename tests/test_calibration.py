@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import RUNTIME, TINY, run
+from conftest import RUNTIME, TINY, assert_clean_error, run
 from synthetic_sem import write_source
 from semcnn.evaluation.calibration import (calibrated, calibration_scores,
                                            expected_calibration_error, fit_temperature)
@@ -57,3 +57,30 @@ def test_training_fits_a_temperature_that_test_and_predict_use(tmp_path):
     # the validation outputs test.py computes are the ones the temperature was fitted on
     assert results['calibration']['ece'] == pytest.approx(best.calibration['ece'], abs=1e-6)
     assert results['calibration']['temperature'] == best.temperature
+
+
+def test_refit_gives_an_older_run_its_temperature_and_novelty_record_again(tmp_path):
+    write_source(str(tmp_path / 'source'), classes=3, frames=6, width=160, height=120, bar=16)
+    run('aug_img.py', 'source', 60, '-p', 32, '-n', 'example', cwd=tmp_path)
+    run('train.py', *TINY, '--set', 'epochs=2', cwd=tmp_path)
+    path = tmp_path / 'runs' / 'example' / 'cpu' / 'best.pt'
+    fitted = Checkpoint.load(str(path))
+    # fitted on the raw outputs: refitting a calibrated run does not divide by its T twice
+    run('train.py', '--refit', *RUNTIME, cwd=tmp_path)
+    again = Checkpoint.load(str(path))
+    assert again.temperature == pytest.approx(fitted.temperature, rel=1e-4)
+    fitted.temperature, fitted.calibration, fitted.novelty = 1.0, None, None   # as trained before
+    fitted.save(str(path))
+    frame = next((tmp_path / 'source').glob('*/*.png'))
+    proc = run('predict.py', frame, *RUNTIME, '--out', tmp_path / 'out', cwd=tmp_path)
+    assert 'no temperature or novelty record' in proc.stdout and '--refit' in proc.stdout
+    proc = run('train.py', '--refit', *RUNTIME, cwd=tmp_path)
+    assert 'calibrated: temperature' in proc.stdout
+    refitted = Checkpoint.load(str(path))
+    assert refitted.temperature == pytest.approx(again.temperature, rel=1e-4)
+    assert refitted.novelty['threshold'] == pytest.approx(again.novelty['threshold'], rel=1e-3)
+    assert refitted.epoch == fitted.epoch and refitted.history == fitted.history   # no training
+    proc = run('predict.py', frame, *RUNTIME, '--out', tmp_path / 'out2', cwd=tmp_path)
+    assert 'no temperature or novelty record' not in proc.stdout
+    assert_clean_error(run('train.py', '--refit', '--force', *RUNTIME, cwd=tmp_path, check=False),
+                       '--refit')

@@ -65,6 +65,16 @@ def checkpoint_path(run_dir, choice):
     return os.path.join(run_dir, f'{choice}.pt') if choice in ('best', 'last') else choice
 
 
+def note_unfitted(cfg, path, checkpoint):
+    """test.py and predict.py say so when a checkpoint has no temperature and novelty record
+    (last.pt, or the best.pt of a train.py that did not fit them yet)."""
+    if checkpoint.novelty is None:
+        print(f'note: {path} has no temperature or novelty record: its probabilities are not '
+              'calibrated and tiles unlike the training material are not detected; fit them '
+              f"to best.pt with python train.py --dataset {cfg['dataset']} --version "
+              f"{cfg['version']} --refit")
+
+
 def load_trained(cfg, path, checkpoint, device):
     """(model on `device` in eval mode, class names) of `checkpoint` read from `path`, built as
     its own config `cfg` says (config.open_run)."""
