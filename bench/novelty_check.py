@@ -34,6 +34,7 @@ from semcnn.data.loaders import make_loader  # noqa: E402
 from semcnn.data.material import shows_material  # noqa: E402
 from semcnn.evaluation.novelty import features, features_of, novelty_of  # noqa: E402
 from semcnn.evaluation.scores import read_crop_sources  # noqa: E402
+from semcnn.files.atomic import write_csv_atomic  # noqa: E402
 from semcnn.files.errors import fail, run_main  # noqa: E402
 from semcnn.files.paths import RUNS_ROOT  # noqa: E402
 from semcnn.training.checkpoint import load_trained  # noqa: E402
@@ -125,7 +126,7 @@ def main(args):
                      'AUROC': roc_auc_score(truth, np.r_[normal, scores])})
     table = pd.DataFrame(rows).round(4)
     out = os.path.join(RUNS_ROOT, args.dataset, args.version, 'novelty_check.csv')
-    table.to_csv(out, index=False)
+    write_csv_atomic(table, out)
     print(f"{args.dataset}/{args.version}: frame limit {checkpoint.novelty['frame_limit']:.3f}")
     print(table.to_string(index=False))
 

@@ -5,6 +5,7 @@ seed, and one table.
     python bench/reproduce.py --version gpu
     python bench/reproduce.py --version cpu30 --seeds 1 --source /path/to/frames
     python bench/reproduce.py --version cpu30 --shifts 100 --audit   # + shifts, shortcut audit
+    python bench/reproduce.py --version cpu30 --block 5        # neighbouring frames kept together
 
 Each seed cuts its own frame split (aug_img.py --seed) and trains with its own seed. Crops per
 class as in the paper: 1280 train, 320 validation, 320 test (3,840 test crops for 12 classes);
@@ -16,7 +17,14 @@ With --shifts N, test.py also scores N evenly spaced test crops per class under 
 shift (semcnn/evaluation/shifts.py; a column each, and the lowest); with --audit, audit.py audits
 the first seed's dataset (runs/reproduce/audit.json); with --scale-check, bench/scale_check.py
 predicts each seed's test frames shrunk to half (sidecar x250), their centre enlarged (sidecar
-x1000) and without sidecars, beside the originals (frame and material-tile accuracy of each).
+x1000) and without sidecars, beside the originals (frame and material-tile accuracy of each);
+with --novelty-check, bench/novelty_check.py scores each seed's novelty record against outliers
+(the AUROC of each family). Each row also has the expected calibration error of the test crops
+before and after the run's temperature, the share of material test crops its novelty record
+flags, and the test frames left without a verdict.
+With --block N, runs of N frames consecutive in number go to one split (aug_img.py --block): a
+test frame's neighbouring fields of view are then not in training; its files are named
+<version>_block<N>_*.
 """
 import argparse
 import json
@@ -44,11 +52,12 @@ def device_name():
 
 
 def one_seed(args, seed, out_dir):
-    log = os.path.join(out_dir, f'{args.version}_seed{seed}.log')
+    log = os.path.join(out_dir, f'{args.label}_seed{seed}.log')
     if os.path.exists(log):
         os.remove(log)
     run_step('aug_img.py', [args.source, 1920, '-p', args.pixel, '--crops', CROPS,
-                            '-n', 'reproduce', '--seed', seed, '--force'], log)
+                            '--block', args.block, '-n', 'reproduce', '--seed', seed, '--force'],
+             log)
     overrides = ['--set', f'seed={seed}', *[a for s in args.set for a in ('--set', s)]]
     train_seconds = run_step('train.py', ['--dataset', 'reproduce', '--version', args.version,
                                           *overrides, '--force'], log)
@@ -61,18 +70,23 @@ def one_seed(args, seed, out_dir):
     if args.audit and seed == args.seeds[0]:
         run_step('audit.py', ['--dataset', 'reproduce'], log)
     run_dir = os.path.join(out_dir, args.version)
-    scaled = {}
+    checks = {}
     if args.scale_check:
         run_step(os.path.join('bench', 'scale_check.py'), ['--dataset', 'reproduce', '--version',
                                                            args.version], log)
         table = pd.read_csv(os.path.join(run_dir, 'scale_check', 'table.csv'))
         for _, r in table.iterrows():
-            scaled[f"{r['set']} frames %"] = r['frame accuracy %']
-            scaled[f"{r['set']} tiles %"] = r['tile accuracy %']
-            scaled[f"{r['set']} scale warnings"] = r['scale warnings']
+            checks[f"{r['set']} frames %"] = r['frame accuracy %']
+            checks[f"{r['set']} tiles %"] = r['tile accuracy %']
+            checks[f"{r['set']} scale warnings"] = r['scale warnings']
+    if args.novelty_check:
+        run_step(os.path.join('bench', 'novelty_check.py'), ['--dataset', 'reproduce', '--version',
+                                                             args.version], log)
+        table = pd.read_csv(os.path.join(run_dir, 'novelty_check.csv')).iloc[1:]  # outliers
+        checks.update({f"AUROC {r['family']}": r['AUROC'] for _, r in table.iterrows()})
     with open(os.path.join(run_dir, 'results.json'), encoding='utf-8') as f:
         results = json.load(f)
-    write_json_atomic(results, os.path.join(out_dir, f'{args.version}_seed{seed}.json'))
+    write_json_atomic(results, os.path.join(out_dir, f'{args.label}_seed{seed}.json'))
     low = results['lowest_recall']
 
     def percent(*keys):   # levels a data set does not have (no manifest, other names): NaN
@@ -86,8 +100,15 @@ def one_seed(args, seed, out_dir):
            'composition %': percent('composition', 'crops'),
            'state %': percent('state', 'crops'),
            'lowest recall %': 100 * low['recall'], 'lowest class': low['class'],
-           'train min': train_seconds / 60, 'device': device_name()}
-    row.update(scaled)
+           'train min': train_seconds / 60, 'device': device_name(),
+           # calibration and novelty (test.py): what a P means, and the false alarms
+           'ECE uncalibrated %': 100 * results['calibration']['ece_uncalibrated'],
+           'ECE %': 100 * results['calibration']['ece'],
+           'novel material crops %': 100 * results.get('novelty', {}).get('share_of_material',
+                                                                          float('nan')),
+           'frames without verdict': len(results.get('material', {})
+                                         .get('frames_without_verdict', []))}
+    row.update(checks)
     shifted = {name: 100 * r['crops'] for name, r in results.get('shifts', {}).items()}
     if shifted:
         row.update({f'{name} %': value for name, value in shifted.items()})
@@ -114,7 +135,13 @@ def main():
     p.add_argument('--scale-check', action='store_true',
                    help="predict each seed's test frames at other magnifications "
                         '(bench/scale_check.py)')
+    p.add_argument('--novelty-check', action='store_true',
+                   help="score each seed's novelty record against outliers made here "
+                        '(bench/novelty_check.py)')
+    p.add_argument('--block', type=int, default=1, metavar='N',
+                   help='runs of N frames consecutive in number go to one split (default 1)')
     args = p.parse_args()
+    args.label = args.version if args.block == 1 else f'{args.version}_block{args.block}'
     if not os.path.isdir(args.source):
         sys.exit(f'error: {args.source}: no such folder; give --source with the class folders')
     args.source = os.path.abspath(args.source)   # the steps run in the project folder
@@ -135,12 +162,13 @@ def main():
     shown = table.round(2).astype(str)
     shown.loc[len(shown)] = {'seed': f'mean ± std ({len(rows)})', **summary,
                              'lowest class': '', 'device': rows[-1]['device']}
-    if args.shifts or args.scale_check:   # one row per measure reads better than 20 columns
+    long = bool(args.shifts or args.scale_check or args.novelty_check)
+    if long:   # one row per measure reads better than 20 columns
         shown = shown.set_index('seed').T
-    write_csv_atomic(shown, os.path.join(out_dir, f'{args.version}_table.csv'),
-                     index=bool(args.shifts or args.scale_check))
-    print(f'\n{args.version} on {args.source} (pixel {args.pixel}, crops {CROPS} per class):')
-    print(shown.to_string(index=bool(args.shifts or args.scale_check)))
+    write_csv_atomic(shown, os.path.join(out_dir, f'{args.label}_table.csv'), index=long)
+    print(f'\n{args.version} on {args.source} (pixel {args.pixel}, crops {CROPS} per class, '
+          f'frames in runs of {args.block}):')
+    print(shown.to_string(index=long))
 
 
 if __name__ == '__main__':

@@ -104,6 +104,14 @@ def test_recipes_read_the_material_and_keep_the_legacy_ones_for_comparison():
         assert cfg['model'] == legacy['model'] and cfg['input_size'] == legacy['input_size']
 
 
+def test_the_factored_candidate_differs_from_cpu30_only_in_its_head():
+    # so that its transfer and normal-split numbers compare the head alone (RESULTS.md)
+    cpu30, factored = get_config('reproduce', 'cpu30'), get_config('reproduce', 'cpu30_factored')
+    assert cpu30['head'] == 'flat' and factored['head'] == 'factored'
+    assert {k: v for k, v in cpu30.items() if k not in ('head', 'name')} == \
+        {k: v for k, v in factored.items() if k not in ('head', 'name')}
+
+
 def test_recipes_train_from_scratch_and_vote_at_test_time():
     for version in ('cpu30', 'gpu', 'cpu30_legacy', 'gpu_legacy'):
         cfg = get_config('reproduce', version)
