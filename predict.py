@@ -290,7 +290,7 @@ def frame_warnings_of(frames, votes, checkpoint):
     by_path = {f['path']: f for f in frames}
     warnings = []
     for i, path in enumerate(votes.frames):
-        found = [w for w in (votes.reason(i), votes.unusual(i)) if w]
+        found = votes.warnings(i)
         if by_path[path]['scale_warning']:
             found.append(by_path[path]['scale_warning'])
         if familiar is not None:

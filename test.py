@@ -125,7 +125,7 @@ def write_tables(run_dir, names, frames, material, novelty_and_limit, probs, lab
         'Result': [bool(v == y) if ok else '' for v, y, ok in zip(verdict, votes.labels, judged)],
         'Crops': votes.tiles, 'Material crops': votes.material, 'Novel crops': votes.novel,
         'Agreement': votes.agreement.round(4),
-        'Warnings': [votes.reason(i) for i in range(len(votes.frames))]})
+        'Warnings': ['; '.join(votes.warnings(i)) for i in range(len(votes.frames))]})
     for column, values in factor_columns(votes.probs, classes).items():
         table[column] = values
     write_csv_atomic(add_probabilities(table, votes.probs, classes),

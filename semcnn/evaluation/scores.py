@@ -103,6 +103,10 @@ class FrameVotes:
         return (f'no verdict: unlike the training material ({self.novel[i]} of its '
                 f'{self.material[i]} material tiles novel, median novelty {self.novelty[i]:.2f})')
 
+    def warnings(self, i):
+        """Frame i's warnings from the vote: why it has no verdict, or that it is unusual."""
+        return [w for w in (self.reason(i), self.unusual(i)) if w]
+
     def unusual(self, i):
         """A warning for frame i when it has a verdict but its material is unlike that of every
         validation frame ('' otherwise)."""
