@@ -8,7 +8,8 @@ from PIL import Image
 
 from conftest import RUNTIME, TINY, run
 from synthetic_sem import write_source
-from semcnn.evaluation.novelty import kth_distance, novelty_of, training_sample
+from semcnn.evaluation.novelty import (kth_distance, limit_over_frames, novelty_of,
+                                       training_sample)
 from semcnn.evaluation.scores import vote_frames
 from semcnn.training.checkpoint import Checkpoint
 
@@ -54,6 +55,16 @@ def test_novel_tiles_do_not_vote_and_a_mostly_novel_frame_gets_no_verdict():
         votes.unusual(1) == ''
     assert vote_frames(frames, probs, novelty=novelty, frame_limit=0.9).unusual(0) == ''
     assert vote_frames(frames, probs).has_verdict.all()           # without novelty: as before
+
+
+def test_the_frame_limit_comes_from_frames_with_enough_material():
+    # frame a: four material crops; frame b: one material crop of 16 (a foil edge, too few
+    # for a verdict) whose novelty 0.95 would lift the limit to 1
+    frames = ['a'] * 4 + ['b'] * 16
+    material = [True] * 4 + [True] + [False] * 15
+    novelty = [0.4, 0.5, 0.6, 0.5, 0.95] + [2.0] * 15
+    assert limit_over_frames(np.array(novelty), frames, np.array(material)) == pytest.approx(0.55)
+    assert limit_over_frames(np.array(novelty[4:]), frames[4:], np.array(material[4:])) == 1.0
 
 
 @pytest.fixture(scope='module')

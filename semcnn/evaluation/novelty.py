@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from semcnn.data.loaders import collate, worker_count
-from semcnn.data.material import shows_material
+from semcnn.data.material import shows_material, tiles_needed
 from semcnn.evaluation.scores import read_crop_sources, vote_frames
 from semcnn.training.device import autocast
 
@@ -116,19 +116,29 @@ def fit_novelty(model, train_set, val_loader, cfg, device, amp=None):
 
 
 def frame_limit(novelty, names, data_dir):
-    """min(1, (1 + FRAME_MARGIN) x the highest median novelty of the material crops of a
-    validation frame); 1 without a manifest that names each crop's frame (none, or one that
-    does not list the crops there now)."""
+    """The frame limit of the validation crops `names` of novelty `novelty` (limit_over_frames);
+    1 without a manifest that names each crop's frame (none, or one that does not list the crops
+    there now)."""
     sources = read_crop_sources(data_dir, 'validate')
     if not sources or any(n not in sources for n in names):
         return 1.0
     frames = [sources[n][0] for n in names]
     material = shows_material([1.0 if sources[n][1] is None else sources[n][1] for n in names])
-    votes = vote_frames(frames, np.zeros((len(names), 1)), material=material, novelty=novelty,
+    return limit_over_frames(novelty, frames, material)
+
+
+def limit_over_frames(novelty, frames, material):
+    """min(1, (1 + FRAME_MARGIN) x the highest median novelty of the material crops of a frame
+    with enough of them for a verdict); 1 when no frame has. A frame of a few material crops
+    does not count: its median is one crop's novelty, and one foil-edge crop of 0.95 would lift
+    the limit to 1, so that no frame would ever be called unusual."""
+    votes = vote_frames(frames, np.zeros((len(frames), 1)), material=material, novelty=novelty,
                         frame_limit=np.inf)
-    if np.isnan(votes.novelty).all():
+    judged = votes.material >= np.array([tiles_needed(n) for n in votes.tiles])
+    medians = votes.novelty[judged]
+    if np.isnan(medians).all():
         return 1.0
-    return float(min(1.0, (1 + FRAME_MARGIN) * np.nanmax(votes.novelty)))
+    return float(min(1.0, (1 + FRAME_MARGIN) * np.nanmax(medians)))
 
 
 def frame_limit_of(record):
