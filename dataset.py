@@ -10,6 +10,7 @@ semcnn.data.augment.Augment, applied per item here or per batch when preloaded),
 `without_augmentation()`, `split_dir`, `classes`, `samples` ([(name, label)]) and `pixels(i)`.
 """
 import copy
+import hashlib
 import os
 
 from torch.utils.data import Dataset
@@ -52,6 +53,15 @@ class SEMDataset(Dataset):
 
     def __len__(self):
         return len(self.samples)
+
+    def fingerprint(self):
+        """A digest of the crops this split holds (their class/file names, which name each crop's
+        frame and place): a run records its training and validation splits' fingerprints, so
+        that --resume and --refit can tell a dataset cut again since."""
+        digest = hashlib.sha256()
+        for name, _ in self.samples:
+            digest.update(name.encode('utf-8') + b'\n')
+        return digest.hexdigest()[:16]
 
     def without_augmentation(self):
         plain = copy.copy(self)

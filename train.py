@@ -258,11 +258,10 @@ def train(cfg, args, ranks, device):
     if ranks.world > 1 and (len(train_set) < cfg['batch_size'] or len(val_set) < ranks.world):
         fail(f"{cfg['data_dir']}: {len(train_set)} training / {len(val_set)} validation crops "
              f"are too few for batch_size={cfg['batch_size']} on {ranks.world} processes")
+    data = {'train': train_set.fingerprint(), 'validate': val_set.fingerprint()}
     if resume:
         check_resumable(resume.config, cfg)
-        if resume.classes != classes:
-            fail(f"--resume: the run was trained on classes {resume.classes}, "
-                 f"{cfg['data_dir']} has {classes}")
+        check_same_data(resume, classes, data, cfg, '--resume')
         model = build_model(cfg, classes, pretrained=False)
         model.load_state_dict(resume.model)
     else:
@@ -317,7 +316,8 @@ def train(cfg, args, ranks, device):
         if ranks.is_main:
             checkpoint = Checkpoint(
                 model=t.raw.state_dict(), classes=classes, config=cfg, crop_size=crop_size,
-                channels=channels, um_per_px=um_per_px, familiar=familiar, epoch=epoch + 1,
+                channels=channels, um_per_px=um_per_px, familiar=familiar, data=data,
+                epoch=epoch + 1,
                 best_val_acc=best_acc, history=history, optimizer=t.optimizer.state_dict(),
                 scheduler=t.scheduler.state_dict(), scaler=t.scaler.state_dict())
             if improved:
@@ -342,14 +342,29 @@ def refit(cfg, args, ranks, device):
              '(python train.py --refit)')
     cfg, path, best = open_run(argparse.Namespace(checkpoint='best', set=args.set),
                                cfg['dataset'], cfg['version'])
-    model, classes = load_trained(cfg, path, best, device)
+    model, _ = load_trained(cfg, path, best, device)
     train_set = training_split(cfg)
-    if train_set.classes != classes:
-        fail(f"--refit: {path} was trained on classes {classes}, {cfg['data_dir']} has "
-             f'{train_set.classes}; refit a run on the data it was trained on')
-    val_set = SEMDataset(cfg['data_dir'], 'validate', classes, input_size=cfg['input_size'])
+    val_set = SEMDataset(cfg['data_dir'], 'validate', train_set.classes,
+                         input_size=cfg['input_size'])
+    check_same_data(best, train_set.classes,
+                    {'train': train_set.fingerprint(), 'validate': val_set.fingerprint()},
+                    cfg, '--refit')
     finish(model, device, amp_dtype(cfg, device), cfg, train_set,
            make_loader(val_set, cfg, False, device), path)
+
+
+def check_same_data(checkpoint, classes, data, cfg, option):
+    """--resume and --refit go on with the crops the run was trained on: a dataset cut again
+    since (another seed, other frames) would put the run's own training crops among those it
+    validates on. A checkpoint from before fingerprints were kept is checked by its classes."""
+    if checkpoint.classes != classes:
+        fail(f"{option}: the run was trained on classes {checkpoint.classes}, "
+             f"{cfg['data_dir']} has {classes}; give it the data it was trained on")
+    changed = [split for split in data
+               if checkpoint.data is not None and checkpoint.data.get(split) != data[split]]
+    if changed:
+        fail(f"{option}: {cfg['data_dir']} holds other {' and '.join(changed)} crops than the "
+             f'run was trained on (cut again since?); train it again with --force')
 
 
 def finish(model, device, amp, cfg, train_set, loader, path):

@@ -84,3 +84,9 @@ def test_refit_gives_an_older_run_its_temperature_and_novelty_record_again(tmp_p
     assert 'no temperature or novelty record' not in proc.stdout
     assert_clean_error(run('train.py', '--refit', '--force', *RUNTIME, cwd=tmp_path, check=False),
                        '--refit')
+    # cut again with another seed: the run's own training crops would be validated on
+    run('aug_img.py', 'source', 60, '-p', 32, '-n', 'example', '--seed', 2, '--force',
+        cwd=tmp_path)
+    for args in (['--refit', *RUNTIME], ['--resume', *TINY, '--set', 'epochs=3']):
+        assert_clean_error(run('train.py', *args, cwd=tmp_path, check=False), 'cut again since')
+    assert Checkpoint.load(str(path)).temperature == refitted.temperature   # left as it was

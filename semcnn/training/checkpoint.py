@@ -28,6 +28,8 @@ class Checkpoint:
     novelty: dict = None         # training features and threshold (evaluation/novelty.py)
     familiar: dict = None        # what the training frames looked like
                                  # (semcnn/evaluation/familiarity.py)
+    data: dict = None            # {'train': ..., 'validate': ...}: SEMDataset.fingerprint()
+                                 # of the splits it was trained and fitted on
     epoch: int = 0               # epochs trained
     best_val_acc: float = None   # the best validation accuracy so far (it chose best.pt)
     history: list = dataclasses.field(default_factory=list)   # train.py's rows, one per epoch
