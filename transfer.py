@@ -177,6 +177,17 @@ def summary(rows):
     return pd.concat([shown, pd.DataFrame(means)], ignore_index=True).fillna('')
 
 
+def write_results(args, rows, scores, out):
+    """summary.csv and transfer.json of the folds so far; returns the summary table."""
+    table = summary(rows)
+    write_csv_atomic(table, os.path.join(out, 'summary.csv'))
+    write_json_atomic({'by': args.by, 'version': args.version, 'seeds': args.seeds,
+                       'source': args.path, 'folds': scores, 'normal': [
+                           r for r in rows if r['left out'].startswith('none')]},
+                      os.path.join(out, 'transfer.json'))
+    return table
+
+
 def main(args):
     groups = check_args(args)
     out = os.path.join(RUNS_ROOT, 'transfer', args.name)
@@ -196,12 +207,7 @@ def main(args):
             rows.append(row)
             print('  ' + ', '.join(f'{k} {v:.1f}' if isinstance(v, float) else f'{k} {v}'
                                    for k, v in row.items()), flush=True)
-    table = summary(rows)
-    write_csv_atomic(table, os.path.join(out, 'summary.csv'))
-    write_json_atomic({'by': args.by, 'version': args.version, 'seeds': args.seeds,
-                       'source': args.path, 'folds': scores, 'normal': [
-                           r for r in rows if r['left out'].startswith('none')]},
-                      os.path.join(out, 'transfer.json'))
+            table = write_results(args, rows, scores, out)   # a later failure keeps these folds
     with pd.option_context('display.width', 200, 'display.max_columns', 40):
         print(f'\n{args.version}, {args.by} left out, on {args.path}:')
         print(table.to_string(index=False))
