@@ -55,7 +55,7 @@ from semcnn.files.frames import (UnreadableImage, cut_bar, image_size, is_image_
 from semcnn.files.locks import exclusive
 from semcnn.files.manifest import MANIFEST_COLUMNS
 from semcnn.files.paths import DATA_ROOT, LATEST_DATASET, is_dataset_name
-from semcnn.files.scale import common_scale, frame_scale, plan
+from semcnn.files.scale import check_pixel_size, common_scale, frame_scale, plan
 from semcnn.files.sidecar import ACQUISITION_COLUMNS, acquisition, read_sidecar
 
 SPLITS = ('train', 'validate', 'test')
@@ -132,8 +132,7 @@ def check_args(args):
         fail(f'--workers {args.workers}: give 1 or more')
     if args.block < 1:
         fail(f'--block {args.block}: give 1 (each frame on its own) or more frames per run')
-    if args.pixel_size is not None and not 0 < args.pixel_size < float('inf'):
-        fail(f'--pixel-size {args.pixel_size}: give the micrometres per pixel, above 0')
+    check_pixel_size(args.pixel_size)
     if args.name is None:
         args.name = f'size{args.size}_pixel{args.pixel}'
     if not is_dataset_name(args.name):

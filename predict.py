@@ -33,7 +33,8 @@ Writes to --out (default runs/<dataset>/<version>/predict/):
   frame above the run's limit, at most 1, is unlike the training material), Scale um/px and Scale
   from (the frame's own scale, and where it was found; empty when unknown), Warnings (why there is
   no verdict, and each way the frame differs from the training frames; one line on the terminal
-  counts them), and the mean probability of each class over the material tiles;
+  counts them), and the mean probability of each class over the voting tiles (material, not
+  novel);
 - tiles.csv: one row per tile: Frame, x, y, width, height, Material, Prediction, Novelty,
   probability per class.
 No labels are needed; unreadable files are skipped with a warning.
@@ -61,7 +62,7 @@ from semcnn.files.atomic import write_csv_atomic
 from semcnn.files.errors import fail, run_main
 from semcnn.files.frames import UnreadableImage, cut_bar, is_image_name, read_image
 from semcnn.files.locks import exclusive
-from semcnn.files.scale import frame_scale, plan
+from semcnn.files.scale import check_pixel_size, frame_scale, plan
 from semcnn.files.sidecar import acquisition, read_sidecar
 from semcnn.training.checkpoint import load_trained, note_unfitted
 from semcnn.training.device import amp_dtype, autocast, pick_device
@@ -171,8 +172,7 @@ def luma(pixels):
 def main(args):
     if args.bar is not None and args.bar < 0:
         fail(f'--bar {args.bar}: give 0 or more rows')
-    if args.pixel_size is not None and not 0 < args.pixel_size < float('inf'):
-        fail(f'--pixel-size {args.pixel_size}: give the micrometres per pixel, above 0')
+    check_pixel_size(args.pixel_size)
     if not 0 <= args.min_confidence <= 1:
         fail(f'--min-confidence {args.min_confidence}: give a probability from 0 to 1')
     files = list_frames(args.frames)

@@ -24,6 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from semcnn.evaluation.steps import run_step  # noqa: E402
+from semcnn.files.atomic import write_csv_atomic  # noqa: E402
 from semcnn.files.errors import fail, run_main  # noqa: E402
 from semcnn.files.frames import cut_bar, read_image  # noqa: E402
 from semcnn.files.manifest import read_manifest  # noqa: E402
@@ -107,7 +108,7 @@ def main(args):
                                 '--out', where], os.path.join(out, 'predict.log'))
         table.append({'set': name, **score(where, truth)})
     table = pd.DataFrame(table).round(2)
-    table.to_csv(os.path.join(out, 'table.csv'), index=False)
+    write_csv_atomic(table, os.path.join(out, 'table.csv'))
     print(table.to_string(index=False))
 
 

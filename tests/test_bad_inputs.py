@@ -140,6 +140,8 @@ AUG_CASES = [
     ('--crops with two counts', nothing, ['source', 60, '--crops', '10,5'], 'refuses',
      ['--crops', 'train,validate,test']),
     ('negative --bar', nothing, ['source', 60, '--bar', -1], 'refuses', ['--bar -1']),
+    ('--pixel-size 0', nothing, ['source', 60, '--pixel-size', 0], 'refuses',
+     ['--pixel-size 0', 'above 0']),
 ]
 
 
@@ -229,6 +231,8 @@ RUN_CASES = [
      ['--version', 'paper', '--set', 'num_workers=1'], ['synthB', 'damaged', 'aug_img.py']),
     ('predict: no image among the files', 'predict.py', same, ['notes.txt'],
      ['notes.txt', 'could be predicted']),
+    ('predict: --pixel-size not a number above 0', 'predict.py', same,
+     ['data', '--pixel-size', 'nan'], ['--pixel-size nan', 'above 0']),
     ('shifts on no crops', 'test.py', same, ['--shifts', '--shift-crops', '0'],
      ['--shift-crops 0']),
     ('input treatment that does not exist', 'train.py', same, ['--set', 'intensity=clahe'],

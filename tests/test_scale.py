@@ -12,7 +12,7 @@ from conftest import RUNTIME, TINY, run
 from synthetic_sem import write_source
 from semcnn.data.images import rescale_pixels
 from semcnn.files.frames import read_image, save_crop
-from semcnn.files.manifest import read_manifest
+from semcnn.files.manifest import read_manifest, training_scale
 from semcnn.files.scale import CALIBRATIONS, Scale, frame_scale, plan
 
 X500 = CALIBRATIONS['sne-4500m'] / 500   # um per pixel of the real frames (0.266)
@@ -66,6 +66,16 @@ def test_a_calibrated_sidecar_gives_the_scale_and_its_pixel_size_line_does_not(t
     sidecar(frame, 1000, model='Other SEM')      # magnification, but no calibration for it
     assert not frame_scale(frame).known
     assert not frame_scale(str(tmp_path / 'none.jpg')).known
+
+
+def test_the_training_scale_is_that_of_most_training_crops(tmp_path):
+    def scale_of(values):
+        pd.DataFrame({'split': 'train', 'um_per_px': values}).to_csv(tmp_path / 'manifest.csv',
+                                                                     index=False)
+        return training_scale(str(tmp_path))
+    assert scale_of(['0.266'] * 3 + ['']) == pytest.approx(0.266)
+    assert scale_of(['0.266'] + [''] * 9) is None   # one tagged TIFF among frames of unknown scale
+    assert scale_of([''] * 4) is None
 
 
 def test_frames_near_the_training_scale_are_resampled_far_ones_are_refused():

@@ -159,6 +159,7 @@ def test_sidecar_settings_of_the_real_format_any_encoding_and_other_instruments(
                         'Stage X': '12'}) == {
         'magnification': 1500.0, 'voltage_kv': 15.0, 'detector': 'InLens',
         'working_distance_mm': 4.9, 'brightness': '', 'contrast': '', 'date': ''}
+    assert acquisition({'Magnification': 'x1,000', 'HV': '15,000 V'})['magnification'] == 1000.0
 
 
 @pytest.mark.skipif(not os.path.isdir(REAL_SEM), reason='needs ../shared/sem')

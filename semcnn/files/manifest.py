@@ -28,12 +28,16 @@ def read_manifest(data_dir):
 
 
 def training_scale(data_dir):
-    """The um per pixel of data_dir's training crops (aug_img.py cuts frames of unknown scale
-    as if at the others'), or None when the manifest gives none (no frame's scale known, or a
-    dataset cut before scales were recorded)."""
-    values = {r.get('um_per_px') or '' for r in read_manifest(data_dir) or ()
-              if r['split'] == 'train'} - {''}
-    return float(values.pop()) if len(values) == 1 else None
+    """The um per pixel of data_dir's training crops, or None when the manifest gives none: no
+    frame's scale known, a dataset cut before scales were recorded, or most training crops of
+    unknown scale (aug_img.py cuts those as if at the others' scale; a few tagged TIFFs among
+    them do not make theirs the scale of the run)."""
+    values = [r.get('um_per_px') or '' for r in read_manifest(data_dir) or ()
+              if r['split'] == 'train']
+    known = set(values) - {''}
+    if len(known) != 1 or 2 * sum(map(bool, values)) <= len(values):
+        return None
+    return float(known.pop())
 
 
 def crop_name(row):

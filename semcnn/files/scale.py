@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import tifffile
 
+from semcnn.files.errors import fail
 from semcnn.files.sidecar import acquisition, read_sidecar
 
 # Micrometres per pixel at x1 of the saved frame, per instrument model (the sidecar's 'Model',
@@ -38,6 +39,12 @@ class Scale:
     @property
     def known(self):
         return self.um_per_px is not None
+
+
+def check_pixel_size(given):
+    """The user's --pixel-size (None, or micrometres per pixel above 0): one error line if not."""
+    if given is not None and not 0 < given < float('inf'):
+        fail(f'--pixel-size {given}: give the micrometres per pixel, above 0')
 
 
 def frame_scale(path, given=None):

@@ -14,6 +14,7 @@ import os
 import re
 
 NUMBER = re.compile(r'[-+]?\d+(?:\.\d+)?')
+THOUSANDS = re.compile(r'(?<=\d),(?=\d{3}(?!\d))')   # x1,000 -> x1000 (1,5 stays as it is)
 DATE = re.compile(r'(\d{4})-(\d{2})-(\d{2})')
 
 # column: (keys that instruments write for it, case-insensitive, first found wins; kind).
@@ -103,6 +104,7 @@ def _value(text, kind):
     if kind == 'date':
         date = DATE.search(text)
         return '-'.join(date.groups()) if date else None
+    text = THOUSANDS.sub('', text)
     number = NUMBER.search(text)
     if number is None:
         return None
