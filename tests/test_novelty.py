@@ -8,10 +8,12 @@ from PIL import Image
 
 from conftest import RUNTIME, TINY, run
 from synthetic_sem import write_source
-from semcnn.evaluation.novelty import (kth_distance, limit_over_frames, novelty_of,
-                                       training_sample)
+from semcnn.evaluation.novelty import (features, kth_distance, limit_over_frames, novelty_of,
+                                       predict_with_features, training_sample)
 from semcnn.evaluation.scores import vote_frames
 from semcnn.training.checkpoint import Checkpoint
+from semcnn.training.inference import predict_batch
+from semcnn.training.model import build_model
 
 
 def test_the_kth_neighbour_distance_is_the_kth_smallest():
@@ -21,6 +23,17 @@ def test_the_kth_neighbour_distance_is_the_kth_smallest():
     assert torch.allclose(kth_distance(query, bank, k=3, chunk=4), expected)
     record = {'bank': bank.half(), 'k': 1, 'threshold': 0.5}
     assert novelty_of(record, bank[:3]) == pytest.approx([0, 0, 0], abs=0.01)   # seen: near 0
+
+
+@pytest.mark.parametrize('tta', [False, True])
+def test_one_pass_gives_the_predictions_and_the_plain_features(tta):
+    torch.manual_seed(0)
+    model = build_model({'model': 'semnet', 'pretrained': False}, 5).eval()
+    model.temperature = 0.5
+    x = torch.rand(3, 1, 64, 64)
+    logits, feats = predict_with_features(model, x, tta)
+    assert torch.allclose(logits, predict_batch(model, x, tta), atol=1e-5)
+    assert torch.allclose(feats, features(model, x), atol=1e-5)
 
 
 class Split:

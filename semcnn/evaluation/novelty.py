@@ -27,6 +27,7 @@ from semcnn.data.loaders import collate, worker_count
 from semcnn.data.material import shows_material, tiles_needed
 from semcnn.evaluation.scores import read_crop_sources, vote_frames
 from semcnn.training.device import autocast
+from semcnn.training.inference import predict_batch
 
 K = 10
 SAMPLE = 4000
@@ -63,6 +64,15 @@ def features(model, x):
     with tapped(model) as seen:
         model(x)
     return nn.functional.normalize(seen[-1].flatten(1), dim=1)
+
+
+@torch.no_grad()
+def predict_with_features(model, x, tta=False):
+    """predict_batch()'s logits of a batch and features() of its plain images, from the same
+    forward passes (with tta, the first of the 8 is the plain one): one pass, not two."""
+    with tapped(model) as seen:
+        logits = predict_batch(model, x, tta)
+    return logits, nn.functional.normalize(seen[0].flatten(1), dim=1)
 
 
 @torch.no_grad()
