@@ -11,8 +11,9 @@ Each seed cuts its own frame split (aug_img.py --seed) and trains with its own s
 class as in the paper: 1280 train, 320 validation, 320 test (3,840 test crops for 12 classes);
 10 % of each class's frames for test, 20 % of the rest for validation. The commands are printed
 and run as a user would, in the project folder (data/reproduce, runs/reproduce/<version>); each
-seed's log and results.json are kept as runs/reproduce/<version>_seed<S>.{log,json}, the table
-as runs/reproduce/<version>_table.csv. The test split is only read by test.py, after training.
+seed's log and results.json are kept as runs/reproduce/<version>_seed<S>.{log,json}, a copy of its
+run (best.pt, predictions, figures) as runs/reproduce/<version>_seed<S>/, the table as
+runs/reproduce/<version>_table.csv. The test split is only read by test.py, after training.
 With --shifts N, test.py also scores N evenly spaced test crops per class under each acquisition
 shift (semcnn/evaluation/shifts.py; a column each, and the lowest); with --audit, audit.py audits
 the first seed's dataset (runs/reproduce/audit.json); with --scale-check, bench/scale_check.py
@@ -29,6 +30,7 @@ test frame's neighbouring fields of view are then not in training; its files are
 import argparse
 import json
 import os
+import shutil
 import sys
 
 import pandas as pd
@@ -49,6 +51,16 @@ def device_name():
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
     return f'CPU, {os.cpu_count()} cores'
+
+
+def keep_run(run_dir, kept):
+    """A copy of the seed's run (best.pt, the tables and figures; not last.pt) at `kept`: the
+    next seed trains into the same run folder."""
+    partial = os.path.join(os.path.dirname(kept), f'.{os.path.basename(kept)}.partial')
+    for old in (partial, kept):
+        shutil.rmtree(old, ignore_errors=True)
+    shutil.copytree(run_dir, partial, ignore=shutil.ignore_patterns('last.pt'))
+    os.replace(partial, kept)
 
 
 def one_seed(args, seed, out_dir):
@@ -87,6 +99,7 @@ def one_seed(args, seed, out_dir):
     with open(os.path.join(run_dir, 'results.json'), encoding='utf-8') as f:
         results = json.load(f)
     write_json_atomic(results, os.path.join(out_dir, f'{args.label}_seed{seed}.json'))
+    keep_run(run_dir, os.path.join(out_dir, f'{args.label}_seed{seed}'))
     low = results['lowest_recall']
 
     def percent(*keys):   # levels a data set does not have (no manifest, other names): NaN
