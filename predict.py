@@ -56,7 +56,8 @@ from semcnn.data.images import rescale_pixels, to_tensor
 from semcnn.data.loaders import worker_count
 from semcnn.data.material import MaterialMap, shows_material
 from semcnn.evaluation.familiarity import frame_warnings, grey_statistics, warning_kind
-from semcnn.evaluation.novelty import frame_limit_of, novelty_of, predict_with_features
+from semcnn.evaluation.novelty import (frame_limit_of, novelty_of, predict_with_features,
+                                       space_of)
 from semcnn.evaluation.scores import add_probabilities, factor_columns, vote_frames
 from semcnn.files.atomic import write_csv_atomic
 from semcnn.files.errors import fail, run_main
@@ -204,7 +205,8 @@ def predict_frames(args, cfg, path, checkpoint, files, out):
         with autocast(device, amp):
             if checkpoint.novelty is None:
                 return predict_batch(model, x, cfg['tta']).softmax(1), None
-            logits, feats = predict_with_features(model, x, cfg['tta'])
+            logits, feats = predict_with_features(model, x, cfg['tta'],
+                                                  space_of(checkpoint.novelty))
             return logits.softmax(1), feats
 
     # tiles of several frames share a batch: a frame has only a few dozen

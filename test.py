@@ -45,7 +45,7 @@ from dataset import SEMDataset
 from semcnn.data.loaders import make_loader
 from semcnn.data.material import shows_material
 from semcnn.evaluation.calibration import calibration_scores, reliability_png
-from semcnn.evaluation.novelty import features_of, frame_limit_of, novelty_of
+from semcnn.evaluation.novelty import features_of, frame_limit_of, novelty_of, space_of
 from semcnn.evaluation.plots import confusion_matrix_png
 from semcnn.evaluation.report import Scored, write_report
 from semcnn.evaluation.scores import (add_probabilities, evaluate_split, factor_columns,
@@ -188,8 +188,8 @@ def score_test_split(cfg, path, checkpoint, run_root, args):
     frames, material = sources_of(names, cfg, args.split)
     novelty, limit = None, frame_limit_of(checkpoint.novelty)
     if checkpoint.novelty is not None:
-        novelty = novelty_of(checkpoint.novelty, features_of(model, loader, device, amp,
-                                                             f'{args.split} features')[0])
+        novelty = novelty_of(checkpoint.novelty, features_of(
+            model, loader, device, amp, f'{args.split} features', space_of(checkpoint.novelty))[0])
     results = evaluate_split(probs, labels, classes, frames, material, novelty, limit)
     results.update(checkpoint=os.path.abspath(path), tta=cfg['tta'], split=args.split)
     if novelty is not None:

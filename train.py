@@ -32,15 +32,17 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from config import add_config_arguments, config_from_args, gen_default, open_run
 from dataset import SEMDataset, damaged, training_split
 from utils import loss_fn, optimize_fn, schedule_fn
-from semcnn.data.loaders import PreloadedBatches, channel_stats, make_loader, seed_epoch
+from semcnn.data.loaders import (PreloadedBatches, channel_stats, collate, make_loader,
+                                 plain_batches, seed_epoch, worker_count)
 from semcnn.evaluation import familiarity
 from semcnn.evaluation.calibration import calibration_scores, fit_temperature
-from semcnn.evaluation.novelty import fit_novelty
+from semcnn.evaluation.novelty import fit_novelty, training_sample
 from semcnn.evaluation.plots import learning_curve
 from semcnn.files.atomic import write_csv_atomic, write_json_atomic
 from semcnn.files.errors import fail, run_main
@@ -55,6 +57,7 @@ from semcnn.training.device import (amp_dtype, autocast, configure_kernels, pick
 from semcnn.training.distributed import Ranks, barrier, broadcast_buffers, sum_over_ranks
 from semcnn.training.inference import predict
 from semcnn.training.model import build_model
+from semcnn.training.probe import linear_probe
 
 
 def get_args_parser():
@@ -270,12 +273,16 @@ def train(cfg, args, ranks, device):
         mean, std = channel_stats(train_set) if per_split else ((0.0,) * 3, (1.0,) * 3)
         model = build_model(cfg, classes, mean, std)
     start = resume.epoch if resume else 0
-    if start >= cfg['epochs']:
+    if resume and start >= cfg['epochs']:
         fail(f"--resume: {run_dir} has already trained {start} of epochs={cfg['epochs']}; "
              f'continue with --set epochs=N (N > {start})')
     check_input_size(model.to(device), cfg, channels)
     train_loader = make_loader(train_set, cfg, True, device, ranks)
     val_loader = make_loader(val_set, cfg, False, device, ranks)
+    probed = None
+    if cfg['probe_views'] and not resume:
+        # before build_training: under torchrun, DDP then gives every rank rank 0's head
+        probed = probe(model, cfg, train_set, train_loader, val_loader, device, ranks)
     t = build_training(cfg, model, device, len(train_loader), ranks)
     history, best_acc = [], -1.0
     if resume:
@@ -297,6 +304,35 @@ def train(cfg, args, ranks, device):
         where = device if train_loader.on_device else 'host memory'
         say(f'training crops decoded once: {train_loader.nbytes / 1e9:.2f} GB of uint8 in '
             f'{where}')
+
+    def keep(row, train_seconds):
+        """Add an epoch's row to the history; save last.pt, and best.pt when validation
+        improved; say how it went."""
+        nonlocal best_acc
+        history.append(row)
+        improved = row['val_acc'] > best_acc
+        best_acc = max(best_acc, row['val_acc'])
+        if not ranks.is_main:
+            return
+        checkpoint = Checkpoint(
+            model=t.raw.state_dict(), classes=classes, config=cfg, crop_size=crop_size,
+            channels=channels, um_per_px=um_per_px, familiar=familiar, data=data,
+            epoch=row['epoch'], best_val_acc=best_acc, history=history,
+            optimizer=t.optimizer.state_dict(), scheduler=t.scheduler.state_dict(),
+            scaler=t.scaler.state_dict())
+        if improved:
+            checkpoint.save(os.path.join(run_dir, 'best.pt'))
+        checkpoint.save(os.path.join(run_dir, 'last.pt'))
+        write_history(history, run_dir)
+        tqdm.write(f"epoch {row['epoch']:3d}/{cfg['epochs']}  train loss {row['train_loss']:.4f} "
+                   f"acc {100 * row['train_acc']:5.1f}%  val loss {row['val_loss']:.4f} "
+                   f"acc {100 * row['val_acc']:5.1f}%{' *' if improved else '  '}  "
+                   f"lr {row['lr']:.2e}  {row['seconds']:.1f}s, "
+                   f"{row['train_img_per_s']:.0f} img/s (data wait "
+                   f"{100 * row['data_seconds'] / train_seconds:.1f}%)")
+
+    if probed:
+        keep(probed, probed['seconds'])
     for epoch in range(start, cfg['epochs']):
         seed_epoch(train_loader, cfg['seed'], epoch, ranks)
         started = time.perf_counter()
@@ -306,33 +342,36 @@ def train(cfg, args, ranks, device):
         train_seconds = time.perf_counter() - started
         val_loss, val_acc = evaluate(t, val_loader, ranks)
         seconds = time.perf_counter() - started
-        history.append(dict(epoch=epoch + 1, train_loss=train_loss, train_acc=train_acc,
-                            val_loss=val_loss, val_acc=val_acc, lr=lr, seconds=round(seconds, 2),
-                            data_seconds=round(data_time, 2),
-                            train_img_per_s=round(len(train_loader) * cfg['batch_size']
-                                                  / train_seconds, 1)))
-        improved = val_acc > best_acc
-        best_acc = max(best_acc, val_acc)
-        if ranks.is_main:
-            checkpoint = Checkpoint(
-                model=t.raw.state_dict(), classes=classes, config=cfg, crop_size=crop_size,
-                channels=channels, um_per_px=um_per_px, familiar=familiar, data=data,
-                epoch=epoch + 1,
-                best_val_acc=best_acc, history=history, optimizer=t.optimizer.state_dict(),
-                scheduler=t.scheduler.state_dict(), scaler=t.scaler.state_dict())
-            if improved:
-                checkpoint.save(os.path.join(run_dir, 'best.pt'))
-            checkpoint.save(os.path.join(run_dir, 'last.pt'))
-            write_history(history, run_dir)
-            tqdm.write(f"epoch {epoch + 1:3d}/{cfg['epochs']}  train loss {train_loss:.4f} "
-                       f'acc {100 * train_acc:5.1f}%  val loss {val_loss:.4f} '
-                       f"acc {100 * val_acc:5.1f}%{' *' if improved else '  '}  lr {lr:.2e}  "
-                       f"{seconds:.1f}s, {history[-1]['train_img_per_s']:.0f} img/s "
-                       f'(data wait {100 * data_time / train_seconds:.1f}%)')
+        keep(dict(epoch=epoch + 1, train_loss=train_loss, train_acc=train_acc,
+                  val_loss=val_loss, val_acc=val_acc, lr=lr, seconds=round(seconds, 2),
+                  data_seconds=round(data_time, 2),
+                  train_img_per_s=round(len(train_loader) * cfg['batch_size'] / train_seconds,
+                                        1)), train_seconds)
     say(f'best validation accuracy {100 * best_acc:.2f}%; checkpoints in {run_dir}')
     if ranks.is_main:
         loader = val_loader if ranks.world == 1 else make_loader(val_set, cfg, False, device)
         finish(t.raw, t.device, t.amp, cfg, train_set, loader, os.path.join(run_dir, 'best.pt'))
+
+
+def probe(model, cfg, train_set, train_loader, val_loader, device, ranks):
+    """The linear probe (semcnn/training/probe.py) as epoch 0: the head fitted on the frozen
+    network's features of probe_views views of every training crop. Its history row."""
+    started = time.perf_counter()
+    if cfg['channels_last']:   # as build_training will: three times the speed on a CPU
+        model.use_channels_last()
+
+    def views():   # the crops as they are, then the training loader's augmentation
+        yield plain_batches(train_set, train_loader, cfg, device)
+        for view in range(1, cfg['probe_views']):
+            seed_epoch(train_loader, cfg['seed'], -view, ranks)   # apart from the epochs'
+            yield train_loader
+    sample = DataLoader(training_sample(train_set), batch_size=cfg['eval_batch_size'],
+                        num_workers=worker_count(cfg), collate_fn=collate)
+    row = linear_probe(model, sample, views(), val_loader, device, amp_dtype(cfg, device),
+                       cfg['label_smoothing'])
+    seconds = time.perf_counter() - started
+    return dict(epoch=0, **row, lr=0.0, seconds=round(seconds, 2), data_seconds=0.0,
+                train_img_per_s=round(row['probe_crops'] / seconds, 1))
 
 
 def refit(cfg, args, ranks, device):

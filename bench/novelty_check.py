@@ -32,7 +32,7 @@ from dataset import SEMDataset  # noqa: E402
 from semcnn.data.images import to_tensor  # noqa: E402
 from semcnn.data.loaders import make_loader  # noqa: E402
 from semcnn.data.material import shows_material  # noqa: E402
-from semcnn.evaluation.novelty import features, features_of, novelty_of  # noqa: E402
+from semcnn.evaluation.novelty import features, features_of, novelty_of, space_of  # noqa: E402
 from semcnn.evaluation.scores import read_crop_sources  # noqa: E402
 from semcnn.files.atomic import write_csv_atomic  # noqa: E402
 from semcnn.files.errors import fail, run_main  # noqa: E402
@@ -83,7 +83,7 @@ def novelty_of_images(model, record, images, input_size, device, batch=64):
     for start in range(0, len(images), batch):
         x = torch.stack([to_tensor(np.clip(im, 0, 255).astype(np.uint8), input_size)
                          for im in images[start:start + batch]])
-        scores.append(novelty_of(record, features(model, x.to(device)).cpu()))
+        scores.append(novelty_of(record, features(model, x.to(device), space_of(record)).cpu()))
     return np.concatenate(scores)
 
 
@@ -95,7 +95,8 @@ def main(args):
     device = pick_device(cfg['device'])
     model, classes = load_trained(cfg, path, checkpoint, device)
     test_set = SEMDataset(cfg['data_dir'], 'test', classes, input_size=cfg['input_size'])
-    feats, names = features_of(model, make_loader(test_set, cfg, False, device), device)
+    feats, names = features_of(model, make_loader(test_set, cfg, False, device), device,
+                               space=space_of(checkpoint.novelty))
     novelty = novelty_of(checkpoint.novelty, feats)
     sources = read_crop_sources(cfg['data_dir'], 'test') or {}
     shares = np.array([1.0 if sources.get(n, (None, None))[1] is None else sources[n][1]

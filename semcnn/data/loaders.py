@@ -131,6 +131,15 @@ def make_loader(dataset, config, train, device, ranks=Ranks()):
                       generator=torch.Generator())
 
 
+def plain_batches(dataset, loader, config, device):
+    """Batches of `dataset`'s crops as they are (no augmentation, in order, all of them), from
+    the crops `loader` already decoded when it holds them in memory."""
+    if isinstance(loader, PreloadedBatches):
+        return PreloadedBatches((loader.images, loader.labels, loader.names),
+                                config['eval_batch_size'], False, False, None, device)
+    return make_loader(dataset.without_augmentation(), config, False, device)
+
+
 def seed_epoch(loader, seed, epoch, ranks=Ranks()):
     """Shuffling and augmentation of one epoch depend only on (seed, epoch, rank)."""
     base = seed * 100003 + epoch

@@ -23,10 +23,27 @@ TEMPERATURES = torch.logspace(-2, 2, 401, dtype=torch.float64)   # 0.01 .. 100, 
 
 def fit_temperature(outputs, labels):
     """The temperature that minimises the mean negative log-likelihood of
-    softmax(outputs / T) for `labels` (on a grid 2.3 % apart, from 0.01 to 100)."""
+    softmax(outputs / T) for `labels` (on a grid 2.3 % apart, from 0.01 to 100), but no lower
+    than confidence_floor(): on a validation split the network gets entirely right, the
+    likelihood alone falls without end as T does, and every later answer, right or wrong, would
+    read P = 1.00."""
     outputs, labels = torch.as_tensor(outputs).double(), torch.as_tensor(labels).long()
     losses = torch.stack([F.cross_entropy(outputs / t, labels) for t in TEMPERATURES])
-    return float(TEMPERATURES[int(losses.argmin())])
+    return max(float(TEMPERATURES[int(losses.argmin())]), confidence_floor(outputs, labels))
+
+
+def confidence_floor(outputs, labels):
+    """The lowest grid temperature at which the mean top probability of the validation items
+    is at most (right + 1) / (n + 2): the rate of right answers that n items with `right` of
+    them right support (Laplace's rule of succession), so that no temperature claims more
+    confidence than the validation split can show. The top probability falls as T rises."""
+    outputs, labels = torch.as_tensor(outputs).double(), torch.as_tensor(labels).long()
+    right = int((outputs.argmax(1) == labels).sum())
+    supported = (right + 1) / (len(labels) + 2)
+    for t in TEMPERATURES:
+        if float((outputs / t).softmax(1).max(1).values.mean()) <= supported:
+            return float(t)
+    return float(TEMPERATURES[-1])
 
 
 def calibrated(outputs, temperature):

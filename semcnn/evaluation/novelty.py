@@ -1,21 +1,28 @@
-"""How unlike the training material a tile is, in the network's own features.
+"""How unlike the training material a tile is, in the features of a network that was not trained on it.
 
 A classifier answers whatever it is shown: a superalloy micrograph gets a cathode class at high
-probability. The features the network computes just before its head (penultimate layer) place
-each tile among what it learnt: a tile far from every training crop is unlike anything it was
-taught. The score is the distance from the tile's L2-normalised features to the K-th nearest of
-those of SAMPLE training crops (deep nearest neighbours, Sun et al. 2022), divided by the
-distance that NOVELTY_QUANTILE of the validation crops stay within: a novelty above 1 is
-farther than 99 % of normal validation crops, so about 1 % of normal tiles are flagged. A frame
-is judged by the median novelty of its material tiles (FRAME_MARGIN).
+probability. A network's features place each tile among what that network knows: a tile far from
+every training crop is unlike anything the classifier was taught. The features are those of the
+ImageNet-pretrained EfficientNet-Lite0, frozen (ImageNetFeatures: the pooled outputs of its later
+stages, of the equalized crop): a network fine-tuned on the classes learns to ignore whatever
+does not tell them apart, so that a cathode of a composition it never saw lands among the
+training crops in its own features, but not in those of a network that has seen a million other
+images. Runs trained before this kept the features just before their own head (space 'model' in
+their record), and are scored that way still. The score is the distance from the tile's
+L2-normalised features to the K-th nearest of those of SAMPLE training crops (deep nearest
+neighbours, Sun et al. 2022), divided by the distance that NOVELTY_QUANTILE of the validation
+crops stay within: a novelty above 1 is farther than 99 % of normal validation crops, so about
+1 % of normal tiles are flagged. A frame is judged by the median novelty of its material tiles
+(FRAME_MARGIN).
 
 train.py fits it at the end of training (fit_novelty) and keeps it in best.pt (the features of
-SAMPLE training crops in half precision: 2 MB for semnet's 256 features); test.py and predict.py
-score every tile (novelty_of). A novel tile does not vote; a frame most of whose material tiles
-are novel (median above 1) gets no verdict, and one whose median is above the frame limit keeps
-its verdict with a warning (semcnn/evaluation/scores.py).
+SAMPLE training crops in half precision: 15 MB for Lite0's 1,904 features); test.py and
+predict.py score every tile (novelty_of). A novel tile does not vote; a frame most of whose
+material tiles are novel (median above 1) gets no verdict, and one whose median is above the
+frame limit keeps its verdict with a warning (semcnn/evaluation/scores.py).
 """
 import contextlib
+import functools
 
 import numpy as np
 import torch
@@ -23,11 +30,15 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
+from semcnn.data.acquisition import equalize
+from semcnn.data.images import with_channels
 from semcnn.data.loaders import collate, worker_count
 from semcnn.data.material import shows_material, tiles_needed
 from semcnn.evaluation.scores import read_crop_sources, vote_frames
 from semcnn.training.device import autocast
 from semcnn.training.inference import predict_batch
+from semcnn.training.model import imagenet_normalized
+from semcnn.training.pretrained import LITE0, load_imagenet
 
 K = 10
 SAMPLE = 4000
@@ -40,17 +51,58 @@ NOVELTY_QUANTILE = 0.99
 FRAME_MARGIN = 0.1
 
 
-def head_layer(model):
-    """The last Linear layer of the model: its input is the penultimate features (the factored
-    head's Linear too)."""
-    return [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+SPACES = ('imagenet', 'model')   # whose features: the frozen ImageNet network's, the model's own
+
+
+class ImageNetFeatures(nn.Module):
+    """The frozen ImageNet EfficientNet-Lite0 (pretrained.py) as a feature extractor: each
+    crop in [0, 1] equalized (what the session's grey-level curve did is gone, as in the
+    recipes that read the material), fed as an ImageNet image, and the spatial means of the
+    outputs of its blocks STAGES and of its last layer, each L2-normalised (so that each
+    stage weighs alike), concatenated. The later stages describe texture and shape at several
+    scales; the last alone describes what ImageNet's classes need."""
+    STAGES = (4, 5, 6)
+
+    def __init__(self):
+        super().__init__()
+        import timm   # only here: importing it takes a while
+        self.net = load_imagenet(timm.create_model(LITE0), LITE0).eval().requires_grad_(False)
+        # channels-last: the same numbers, three times the speed on a CPU
+        self.net.to(memory_format=torch.channels_last)
+
+    def train(self, mode=True):   # frozen: BatchNorm keeps ImageNet's statistics
+        return super().train(False)
+
+    def forward(self, x):
+        net = self.net
+        x = imagenet_normalized(with_channels(equalize(x.float()), 3))
+        h = net.bn1(net.conv_stem(x.contiguous(memory_format=torch.channels_last)))
+        pooled = []
+        for i, block in enumerate(net.blocks):
+            h = block(h)
+            if i in self.STAGES:
+                pooled.append(h.mean(dim=(2, 3)))
+        pooled.append(net.bn2(net.conv_head(h)).mean(dim=(2, 3)))
+        return torch.cat([nn.functional.normalize(p.float(), dim=1) for p in pooled], 1)
+
+
+@functools.lru_cache(maxsize=2)
+def imagenet_features(device):
+    """One ImageNetFeatures per device and process: built once, shared by every caller."""
+    return ImageNetFeatures().to(device)
+
+
+def space_of(record):
+    """Whose features a novelty record holds ('model' for records from before the choice)."""
+    return (record or {}).get('space', 'model')
 
 
 @contextlib.contextmanager
 def tapped(model):
-    """Within it, the list it yields gets the penultimate features of every forward pass."""
+    """Within it, the list it yields gets the features the model's head reads (its pooled
+    penultimate layer) of every forward pass."""
     seen = []
-    handle = head_layer(model).register_forward_hook(
+    handle = model.head.register_forward_hook(
         lambda module, inputs, output: seen.append(inputs[0].detach().float()))
     try:
         yield seen
@@ -59,31 +111,38 @@ def tapped(model):
 
 
 @torch.no_grad()
-def features(model, x):
-    """L2-normalised penultimate features (N x D, float32) of a batch, plain (no flips)."""
-    with tapped(model) as seen:
-        model(x)
-    return nn.functional.normalize(seen[-1].flatten(1), dim=1)
+def features(model, x, space='imagenet'):
+    """L2-normalised features (N x D, float32) of a batch, plain (no flips): the frozen
+    ImageNet network's ('imagenet'), or those the model's head reads ('model')."""
+    if space == 'imagenet':
+        found = imagenet_features(x.device)(x)
+    else:
+        with tapped(model) as seen:
+            model(x)
+        found = seen[-1]
+    return nn.functional.normalize(found.flatten(1), dim=1)
 
 
 @torch.no_grad()
-def predict_with_features(model, x, tta=False):
-    """predict_batch()'s logits of a batch and features() of its plain images, from the same
-    forward passes (with tta, the first of the 8 is the plain one): one pass, not two."""
+def predict_with_features(model, x, tta=False, space='imagenet'):
+    """predict_batch()'s logits of a batch and features() of its plain images; in the model's
+    own space from the same forward passes (with tta, the first of the 8 is the plain one)."""
+    if space == 'imagenet':
+        return predict_batch(model, x, tta), features(model, x, space)
     with tapped(model) as seen:
         logits = predict_batch(model, x, tta)
     return logits, nn.functional.normalize(seen[0].flatten(1), dim=1)
 
 
 @torch.no_grad()
-def features_of(model, loader, device, amp=None, desc='features'):
+def features_of(model, loader, device, amp=None, desc='features', space='imagenet'):
     """(features() of every item of a loader of (x, y, names) batches, on the CPU; their
     names)."""
     model.eval()
     found, names = [], []
     for x, _, batch_names in tqdm(loader, desc=desc, leave=False, unit='batch'):
         with autocast(device, amp):
-            found.append(features(model, x.to(device, non_blocking=True)).cpu())
+            found.append(features(model, x.to(device, non_blocking=True), space).cpu())
         names += batch_names
     return torch.cat(found), names
 
@@ -108,18 +167,18 @@ def training_sample(dataset, limit=SAMPLE):
 
 
 def fit_novelty(model, train_set, val_loader, cfg, device, amp=None):
-    """The checkpoint's record: the features of a sample of the training crops, K, the
-    distance NOVELTY_QUANTILE of the validation crops stay within (threshold), and the frame
-    limit: the highest median novelty of a validation frame's material crops, widened by
-    FRAME_MARGIN, at most 1 (the median of a frame most of whose material is novel).
-    With the share of validation crops flagged."""
+    """The checkpoint's record: the frozen ImageNet features of a sample of the training
+    crops, K, the distance NOVELTY_QUANTILE of the validation crops stay within (threshold),
+    and the frame limit: the highest median novelty of a validation frame's material crops,
+    widened by FRAME_MARGIN, at most 1 (the median of a frame most of whose material is
+    novel). With the share of validation crops flagged."""
     sample = DataLoader(training_sample(train_set), batch_size=cfg['eval_batch_size'],
                         num_workers=worker_count(cfg), collate_fn=collate)
     bank, _ = features_of(model, sample, device, amp, 'training features')
     feats, names = features_of(model, val_loader, device, amp, 'validation features')
     validation = kth_distance(feats, bank).numpy()
     threshold = float(np.quantile(validation, NOVELTY_QUANTILE))
-    return {'bank': bank.half(), 'k': K, 'threshold': threshold,
+    return {'space': 'imagenet', 'bank': bank.half(), 'k': K, 'threshold': threshold,
             'quantile': NOVELTY_QUANTILE,
             'frame_limit': frame_limit(validation / threshold, names, cfg['data_dir']),
             'validation_flagged': float((validation > threshold).mean())}

@@ -1,4 +1,7 @@
-"""The network: semnet (this project's small CNN) or a torchvision classifier, and its input.
+"""The network and its input: one factory (create_network) for this project's semnet, torchvision's
+classifiers (model=resnet18) and timm's (model=timm:efficientnet_lite0), each with its head named
+by the factory (for torchvision, one TORCHVISION_HEADS entry per family; for timm, its own
+pretrained_cfg), so that the head and the features it reads are found by name.
 
 SEMClassifier takes crops as they come from dataset.py (1-channel gray or 3-channel, values in
 [0, 1]), applies the input treatment (config key `intensity`), makes them 3-channel and
@@ -6,8 +9,9 @@ normalises them. With intensity 'none' the normalisation uses statistics of the 
 buffers of the module, saved in and restored from the checkpoint. With 'equalize' each crop's
 grey levels are replaced by their rank within the crop, and with 'standardize' each crop is
 brought to mean 0 and standard deviation 1: what the microscope's brightness, contrast and
-detector curve did to the crop is then gone before the network sees it. The treatment is part
-of the model, so test.py, predict.py and gradcam.py apply exactly what training did.
+detector curve did to the crop is then gone before the network sees it. A network that started
+from ImageNet weights gets the equalized crop as a grey ImageNet image (pretrained.py says which
+normalisation the weights expect). The treatment is part of the model, so test.py, predict.py and gradcam.py apply exactly what training did.
 
 The head (config key `head`) is one softmax over the classes ('flat'), or ('factored') two on
 one trunk, over compositions and over states, for class names <composition>[_<state>]: a class's
@@ -27,6 +31,7 @@ from semcnn.data.acquisition import equalize
 from semcnn.data.images import with_channels
 from semcnn.evaluation.scores import class_factors
 from semcnn.files.errors import fail
+from semcnn.training.pretrained import IMAGENET_MEAN, IMAGENET_STD
 
 INTENSITY_TREATMENTS = ('none', 'equalize', 'standardize')
 HEADS = ('flat', 'factored')
@@ -34,14 +39,24 @@ UNIFORM_STD = 12 ** -0.5   # standard deviation of equalized grey levels (unifor
 
 
 class SEMClassifier(nn.Module):
-    def __init__(self, net, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), intensity='none'):
+    def __init__(self, net, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), intensity='none',
+                 head='', imagenet=False):
         super().__init__()
         if intensity not in INTENSITY_TREATMENTS:
             raise ValueError(f'intensity={intensity!r}')
         self.net = net
         self.intensity = intensity
+        self.head_path = head       # where in `net` the head is: its input is the features
+        self.imagenet = imagenet    # started from ImageNet weights: equalized crops are fed
+                                    # as ImageNet images (treat)
         self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    @property
+    def head(self):
+        """The module that turns the pooled features into class scores (novelty.py taps its
+        input)."""
+        return self.net.get_submodule(self.head_path)
 
     channels_last = False   # see use_channels_last()
     # predict_batch divides the outputs by it: 1 while training, the checkpoint's fitted
@@ -64,6 +79,8 @@ class SEMClassifier(nn.Module):
 
     def treat(self, x):
         """The input treatment and normalisation, on images in [0, 1]."""
+        if self.intensity == 'equalize' and self.imagenet:
+            return imagenet_normalized(with_channels(equalize(x), 3))
         if self.intensity == 'equalize':
             return (equalize(x) - 0.5) / UNIFORM_STD
         if self.intensity == 'standardize':
@@ -71,6 +88,13 @@ class SEMClassifier(nn.Module):
             return (x - mean) / x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)
         channels = x.shape[1]
         return (x - self.mean[:, :channels]) / self.std[:, :channels]
+
+
+def imagenet_normalized(x):
+    """3-channel images in [0, 1] normalised as the ImageNet weights expect (pretrained.py)."""
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - mean) / std
 
 
 class FactoredHead(nn.Module):
@@ -127,41 +151,91 @@ class SEMNet(nn.Sequential):
                          nn.Linear(cin, num_classes))
 
 
-# Networks of this project (no ImageNet weights), besides torchvision's.
+# Networks of this project (no ImageNet weights), besides torchvision's and timm's.
 LOCAL_MODELS = {'semnet': SEMNet, 'semnet_s4': functools.partial(SEMNet, stem_stride=4)}
+TIMM_PREFIX = 'timm:'   # model=timm:<name>: timm's network of that name
+# Where each torchvision family keeps its head (the Linear layer that gives the class scores,
+# whose input is the pooled features): a family not listed here is refused. One entry per family.
+TORCHVISION_HEADS = {'resnet': 'fc', 'resnext': 'fc', 'wide_resnet': 'fc', 'regnet': 'fc',
+                     'googlenet': 'fc', 'inception_v3': 'fc', 'shufflenet': 'fc',
+                     'alexnet': 'classifier.6', 'vgg': 'classifier.6',
+                     'efficientnet': 'classifier.1', 'mobilenet_v2': 'classifier.1',
+                     'mobilenet_v3': 'classifier.3', 'mnasnet': 'classifier.1',
+                     'convnext': 'classifier.2', 'densenet': 'classifier', 'vit': 'heads.head',
+                     'swin': 'head', 'maxvit': 'classifier.5'}
+
+
+def torchvision_family(name):
+    """The TORCHVISION_HEADS entry of a torchvision classifier's name, or None."""
+    return next((f for f in sorted(TORCHVISION_HEADS, key=len, reverse=True)
+                 if name.startswith(f)), None)
 
 
 def classification_models():
-    return sorted(LOCAL_MODELS) + sorted(torchvision.models.list_models(module=torchvision.models))
+    """Every model= name this pipeline builds but timm's (timm:<name> for any of those)."""
+    return sorted(LOCAL_MODELS) + sorted(
+        n for n in torchvision.models.list_models(module=torchvision.models)
+        if torchvision_family(n))
 
 
-def _replace_head(net, new_head, name):
-    """Swap the last Linear layer (ImageNet's 1000 classes, or a flat head) for new_head(old)."""
-    last = None
-    for module_name, module in net.named_modules():
-        if isinstance(module, nn.Linear):
-            last = module_name
-    if last is None:
-        fail(f'model={name}: its head is not a Linear layer, which this pipeline replaces (for '
-             'ImageNet weights or head=factored); choose another model, or --set '
-             'pretrained=false and head=flat')
-    parent_name, _, attr = last.rpartition('.')
-    parent = net.get_submodule(parent_name) if parent_name else net
-    old = getattr(parent, attr)
-    setattr(parent, attr, new_head(old))
+def check_model_name(name):
+    """One clear line when model= names no network this pipeline can build."""
+    if name.startswith(TIMM_PREFIX):
+        import timm   # only here: importing it takes a while
+        if name[len(TIMM_PREFIX):] not in timm.list_models():
+            fail(f"model={name}: timm has no model of that name; see python -c \"import timm; "
+                 "print(timm.list_models('efficientnet*'))\"")
+    elif name not in classification_models():
+        fail(f"model={name}: choose semnet, semnet_s4, a torchvision classifier "
+             f"({', '.join(n for n in classification_models() if n not in LOCAL_MODELS)}) or "
+             'timm:<name>')
+
+
+def has_imagenet_weights(name):
+    return name not in LOCAL_MODELS
+
+
+def create_network(name, num_classes, pretrained=False, weights_file=''):
+    """(network, dotted path of its head) for model=`name`, with a head of `num_classes`
+    outputs; with `pretrained`, every other layer from ImageNet weights (torchvision's,
+    weights_file, or for timm:efficientnet_lite0 the installed package's)."""
+    if name in LOCAL_MODELS:
+        net = LOCAL_MODELS[name](num_classes)
+        return net, str(len(net) - 1)
+    if name.startswith(TIMM_PREFIX):
+        import timm
+        from semcnn.training.pretrained import load_imagenet
+        arch = name[len(TIMM_PREFIX):]
+        net = timm.create_model(arch, pretrained=False)
+        if pretrained:
+            load_imagenet(net, arch, weights_file)
+        head = net.pretrained_cfg['classifier']
+    else:
+        head = TORCHVISION_HEADS[torchvision_family(name)]
+        net = torchvision.models.get_model(name)
+        if pretrained:
+            state = _imagenet_state(name, weights_file)
+            try:
+                net.load_state_dict(state)
+            except (RuntimeError, TypeError, AttributeError) as e:
+                fail(f'weights_file={weights_file}: does not fit model {name} '
+                     f'({str(e).splitlines()[0]})')
+    old = net.get_submodule(head)
+    set_head(net, head, nn.Linear(old.in_features, num_classes, bias=old.bias is not None))
+    return net, head
+
+
+def set_head(net, path, module):
+    parent_name, _, attr = path.rpartition('.')
+    setattr(net.get_submodule(parent_name) if parent_name else net, attr, module)
 
 
 def _imagenet_state(name, weights_file):
-    """ImageNet weights for `name`: from weights_file, or torchvision's cache / download."""
+    """ImageNet weights for torchvision's `name`: from weights_file, or torchvision's cache /
+    download."""
     if weights_file:
-        if not os.path.isfile(weights_file):
-            fail(f'weights_file={weights_file}: no such file; give the path of the downloaded '
-                 f'ImageNet weights of {name}, or --set pretrained=false')
-        try:
-            return torch.load(weights_file, map_location='cpu', weights_only=True)
-        except Exception as e:   # any unpickling problem means: not a plain weights file
-            fail(f'weights_file={weights_file}: not a torch weights file ({type(e).__name__}); '
-                 'give the .pth file torchvision downloads')
+        from semcnn.training.pretrained import read_weights
+        return read_weights(weights_file)
     weights = torchvision.models.get_model_weights(name).DEFAULT
     try:
         return weights.get_state_dict(progress=True, check_hash=True)
@@ -175,31 +249,19 @@ def _imagenet_state(name, weights_file):
 
 
 def build_model(cfg, classes, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), pretrained=None):
-    """SEMClassifier around `cfg['model']`: semnet, or a torchvision classifier by name, with
-    the head `cfg['head']` over `classes` (the class names; their number is enough for a flat
-    head).
+    """SEMClassifier around `cfg['model']` (create_network), with the head `cfg['head']` over
+    `classes` (the class names; their number is enough for a flat head).
 
     pretrained=None follows cfg['pretrained']; pass False when weights will be loaded from a
-    checkpoint anyway (resume, test), so that nothing is downloaded for nothing.
+    checkpoint anyway (resume, test), so that nothing is read or downloaded for nothing. The
+    input follows cfg['pretrained'] either way: a network that started from ImageNet weights
+    sees equalized crops as ImageNet images (SEMClassifier).
     """
-    name = cfg['model']   # a known name without ImageNet weights (config.check_values)
     num_classes = classes if isinstance(classes, int) else len(classes)
     if pretrained is None:
         pretrained = cfg['pretrained']
-    if name in LOCAL_MODELS:
-        net = LOCAL_MODELS[name](num_classes)
-    elif pretrained:
-        net = torchvision.models.get_model(name)
-        state = _imagenet_state(name, cfg['weights_file'])
-        try:
-            net.load_state_dict(state)
-        except (RuntimeError, TypeError, AttributeError) as e:
-            fail(f"weights_file={cfg['weights_file']}: does not fit model {name} "
-                 f'({str(e).splitlines()[0]})')
-        _replace_head(net, lambda old: nn.Linear(old.in_features, num_classes,
-                                                 bias=old.bias is not None), name)
-    else:
-        net = torchvision.models.get_model(name, num_classes=num_classes)
+    net, head = create_network(cfg['model'], num_classes, pretrained, cfg.get('weights_file', ''))
     if cfg.get('head', 'flat') == 'factored':
-        _replace_head(net, lambda old: FactoredHead(old.in_features, list(classes)), name)
-    return SEMClassifier(net, mean, std, cfg.get('intensity', 'none'))
+        set_head(net, head, FactoredHead(net.get_submodule(head).in_features, list(classes)))
+    return SEMClassifier(net, mean, std, cfg.get('intensity', 'none'), head,
+                         imagenet=cfg['pretrained'] and has_imagenet_weights(cfg['model']))
