@@ -16,8 +16,11 @@ def learning_curve(history, path):
     for split, style in (('train', '-o'), ('val', '-s')):
         ax_loss.plot(epochs, [h[f'{split}_loss'] for h in history], style, label=split, ms=3)
         ax_acc.plot(epochs, [100 * h[f'{split}_acc'] for h in history], style, label=split, ms=3)
-    ax_loss.set(xlabel='epoch', ylabel='cross-entropy loss', title='Loss')
-    ax_acc.set(xlabel='epoch', ylabel='accuracy (%)', title='Accuracy')
+    # epoch 0 is a linear probe (train.py, probe_views): its training rows are of the crops as
+    # they are, the epochs' of augmented crops
+    xlabel = 'epoch (0: linear probe)' if 0 in epochs else 'epoch'
+    ax_loss.set(xlabel=xlabel, ylabel='cross-entropy loss', title='Loss')
+    ax_acc.set(xlabel=xlabel, ylabel='accuracy (%)', title='Accuracy')
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
