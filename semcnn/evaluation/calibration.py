@@ -33,13 +33,13 @@ def fit_temperature(outputs, labels):
 
 
 def confidence_floor(outputs, labels):
-    """The lowest grid temperature at which the mean top probability of the validation items
-    is at most (right + 1) / (n + 2): the rate of right answers that n items with `right` of
-    them right support (Laplace's rule of succession), so that no temperature claims more
-    confidence than the validation split can show. The top probability falls as T rises."""
-    outputs, labels = torch.as_tensor(outputs).double(), torch.as_tensor(labels).long()
-    right = int((outputs.argmax(1) == labels).sum())
-    supported = (right + 1) / (len(labels) + 2)
+    """The lowest grid temperature at which the mean top probability of the n validation items
+    is at most (n + 1) / (n + 2): the most that n items can show, all of them right (Laplace's
+    rule of succession leaves an error rate of 1 / (n + 2)). It binds only where the likelihood
+    asks for more confidence than the split can support: a split the network gets entirely
+    right. The top probability falls as T rises."""
+    outputs = torch.as_tensor(outputs).double()
+    supported = (len(outputs) + 1) / (len(outputs) + 2)
     for t in TEMPERATURES:
         if float((outputs / t).softmax(1).max(1).values.mean()) <= supported:
             return float(t)

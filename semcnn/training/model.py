@@ -11,7 +11,8 @@ grey levels are replaced by their rank within the crop, and with 'standardize' e
 brought to mean 0 and standard deviation 1: what the microscope's brightness, contrast and
 detector curve did to the crop is then gone before the network sees it. A network that started
 from ImageNet weights gets the equalized crop as a grey ImageNet image (pretrained.py says which
-normalisation the weights expect). The treatment is part of the model, so test.py, predict.py and gradcam.py apply exactly what training did.
+normalisation the weights expect). The treatment is part of the model, so test.py, predict.py
+and gradcam.py apply exactly what training did.
 
 The head (config key `head`) is one softmax over the classes ('flat'), or ('factored') two on
 one trunk, over compositions and over states, for class names <composition>[_<state>]: a class's
@@ -211,15 +212,19 @@ def create_network(name, num_classes, pretrained=False, weights_file=''):
             load_imagenet(net, arch, weights_file)
         head = net.pretrained_cfg['classifier']
     else:
-        head = TORCHVISION_HEADS[torchvision_family(name)]
+        family = torchvision_family(name)
+        if family is None:
+            fail(f'model={name}: its head is not a Linear layer this pipeline knows how to '
+                 'replace (TORCHVISION_HEADS in semcnn/training/model.py); choose another model')
+        head = TORCHVISION_HEADS[family]
+        if not pretrained:   # every head, auxiliary ones too, made for num_classes
+            return torchvision.models.get_model(name, num_classes=num_classes), head
         net = torchvision.models.get_model(name)
-        if pretrained:
-            state = _imagenet_state(name, weights_file)
-            try:
-                net.load_state_dict(state)
-            except (RuntimeError, TypeError, AttributeError) as e:
-                fail(f'weights_file={weights_file}: does not fit model {name} '
-                     f'({str(e).splitlines()[0]})')
+        try:
+            net.load_state_dict(_imagenet_state(name, weights_file))
+        except (RuntimeError, TypeError, AttributeError) as e:
+            fail(f'weights_file={weights_file}: does not fit model {name} '
+                 f'({str(e).splitlines()[0]})')
     old = net.get_submodule(head)
     set_head(net, head, nn.Linear(old.in_features, num_classes, bias=old.bias is not None))
     return net, head
@@ -259,9 +264,9 @@ def build_model(cfg, classes, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), pretrai
     """
     num_classes = classes if isinstance(classes, int) else len(classes)
     if pretrained is None:
-        pretrained = cfg['pretrained']
+        pretrained = cfg.get('pretrained', False)
     net, head = create_network(cfg['model'], num_classes, pretrained, cfg.get('weights_file', ''))
     if cfg.get('head', 'flat') == 'factored':
         set_head(net, head, FactoredHead(net.get_submodule(head).in_features, list(classes)))
     return SEMClassifier(net, mean, std, cfg.get('intensity', 'none'), head,
-                         imagenet=cfg['pretrained'] and has_imagenet_weights(cfg['model']))
+                         imagenet=cfg.get('pretrained', False) and has_imagenet_weights(cfg['model']))
