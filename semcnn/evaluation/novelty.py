@@ -51,9 +51,6 @@ NOVELTY_QUANTILE = 0.99
 FRAME_MARGIN = 0.1
 
 
-SPACES = ('imagenet', 'model')   # whose features: the frozen ImageNet network's, the model's own
-
-
 class ImageNetFeatures(nn.Module):
     """The frozen ImageNet EfficientNet-Lite0 (pretrained.py) as a feature extractor: each
     crop in [0, 1] equalized (what the session's grey-level curve did is gone, as in the
