@@ -32,17 +32,16 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from config import add_config_arguments, config_from_args, gen_default, open_run
 from dataset import SEMDataset, damaged, training_split
 from utils import loss_fn, optimize_fn, schedule_fn
-from semcnn.data.loaders import (PreloadedBatches, channel_stats, collate, make_loader,
-                                 plain_batches, seed_epoch, worker_count)
+from semcnn.data.loaders import (PreloadedBatches, channel_stats, make_loader, plain_batches,
+                                 seed_epoch)
 from semcnn.evaluation import familiarity
 from semcnn.evaluation.calibration import calibration_scores, fit_temperature
-from semcnn.evaluation.novelty import fit_novelty, training_sample
+from semcnn.evaluation.novelty import fit_novelty, sample_batches
 from semcnn.evaluation.plots import learning_curve
 from semcnn.files.atomic import write_csv_atomic, write_json_atomic
 from semcnn.files.errors import fail, run_main
@@ -365,9 +364,7 @@ def probe(model, cfg, train_set, train_loader, val_loader, device, ranks):
         for view in range(1, cfg['probe_views']):
             seed_epoch(train_loader, cfg['seed'], -view, ranks)   # apart from the epochs'
             yield train_loader
-    sample = DataLoader(training_sample(train_set), batch_size=cfg['eval_batch_size'],
-                        num_workers=worker_count(cfg), collate_fn=collate)
-    row = linear_probe(model, sample, views(), val_loader, device, amp_dtype(cfg, device),
+    row = linear_probe(model, sample_batches(train_set, cfg), views(), val_loader, device, amp_dtype(cfg, device),
                        cfg['label_smoothing'])
     seconds = time.perf_counter() - started
     return dict(epoch=0, **row, lr=0.0, seconds=round(seconds, 2), data_seconds=0.0,

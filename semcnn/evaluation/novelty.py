@@ -1,4 +1,4 @@
-"""How unlike the training material a tile is, in the features of a network that was not trained on it.
+"""How unlike the training material a tile is, in the features of a network not trained on it.
 
 A classifier answers whatever it is shown: a superalloy micrograph gets a cathode class at high
 probability. A network's features place each tile among what that network knows: a tile far from
@@ -163,15 +163,20 @@ def training_sample(dataset, limit=SAMPLE):
     return Subset(plain, np.unique(picked).tolist())
 
 
+def sample_batches(train_set, cfg):
+    """Batches of training_sample(train_set), as they are, in order."""
+    return DataLoader(training_sample(train_set), batch_size=cfg['eval_batch_size'],
+                      num_workers=worker_count(cfg), collate_fn=collate)
+
+
 def fit_novelty(model, train_set, val_loader, cfg, device, amp=None):
     """The checkpoint's record: the frozen ImageNet features of a sample of the training
     crops, K, the distance NOVELTY_QUANTILE of the validation crops stay within (threshold),
     and the frame limit: the highest median novelty of a validation frame's material crops,
     widened by FRAME_MARGIN, at most 1 (the median of a frame most of whose material is
     novel). With the share of validation crops flagged."""
-    sample = DataLoader(training_sample(train_set), batch_size=cfg['eval_batch_size'],
-                        num_workers=worker_count(cfg), collate_fn=collate)
-    bank, _ = features_of(model, sample, device, amp, 'training features')
+    bank, _ = features_of(model, sample_batches(train_set, cfg), device, amp,
+                          'training features')
     feats, names = features_of(model, val_loader, device, amp, 'validation features')
     validation = kth_distance(feats, bank).numpy()
     threshold = float(np.quantile(validation, NOVELTY_QUANTILE))

@@ -268,5 +268,5 @@ def build_model(cfg, classes, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), pretrai
     net, head = create_network(cfg['model'], num_classes, pretrained, cfg.get('weights_file', ''))
     if cfg.get('head', 'flat') == 'factored':
         set_head(net, head, FactoredHead(net.get_submodule(head).in_features, list(classes)))
-    return SEMClassifier(net, mean, std, cfg.get('intensity', 'none'), head,
-                         imagenet=cfg.get('pretrained', False) and has_imagenet_weights(cfg['model']))
+    imagenet = cfg.get('pretrained', False) and has_imagenet_weights(cfg['model'])
+    return SEMClassifier(net, mean, std, cfg.get('intensity', 'none'), head, imagenet)
