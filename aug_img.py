@@ -45,7 +45,6 @@ from collections import Counter
 import numpy as np
 from tqdm import tqdm
 
-from semcnn.data.images import rescale_pixels
 from semcnn.data.material import MIN_SHARE, MaterialMap, shows_material
 from semcnn.files.atomic import (atomic_path, make_public, write_failed, write_json_atomic,
                                  write_rows_atomic)
@@ -351,7 +350,9 @@ def cut_frame(task, pixel, bar, out_dir, fmt, skip_bare):
     except UnreadableImage as e:
         return [], None, f"skipping {task['file']}: {e}"
     pixels, bar_rows = cut_bar(pixels, bar)
-    pixels = rescale_pixels(pixels, task['zoom'])   # to the dataset's scale (plan_scales)
+    if task['zoom'] != 1:   # to the dataset's scale (plan_scales); torch loads only then
+        from semcnn.data.images import rescale_pixels
+        pixels = rescale_pixels(pixels, task['zoom'])
     height, width = pixels.shape[:2]
     if pixel == 'half':
         cw, ch = width // 2, height // 2

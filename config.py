@@ -15,12 +15,10 @@ import math
 import os
 
 from utils import LOSSES, OPTIMIZERS, SCHEDULERS
-from semcnn.data.augment import SESSION_KEYS
 from semcnn.files.errors import fail
 from semcnn.files.paths import DATA_ROOT, is_dataset_name, latest_dataset, run_dir_of
-from semcnn.training.checkpoint import Checkpoint, checkpoint_path
-from semcnn.training.model import (HEADS, INTENSITY_TREATMENTS, check_model_name,
-                                   has_imagenet_weights)
+from semcnn.training.choices import (HEADS, INTENSITY_TREATMENTS, SESSION_KEYS,
+                                     check_model_name, has_imagenet_weights)
 
 dataset_name = 'example'
 version = 'cpu'
@@ -331,6 +329,7 @@ def open_run(args, dataset, version):
     gradcam.py. The config is the one the run was trained with (model, input size,
     normalisation, input treatment, ...), over the defaults for keys it predates, reading
     data/<dataset>; --set may change only RUNTIME_KEYS."""
+    from semcnn.training.checkpoint import Checkpoint, checkpoint_path   # torch: only here
     path = checkpoint_path(run_dir_of({'dataset': dataset, 'version': version}), args.checkpoint)
     defaults = gen_default(dataset)
     for item in args.set:

@@ -15,11 +15,12 @@ import os
 
 from torch.utils.data import Dataset
 
-from semcnn.data.augment import Augment, SESSION_KEYS, SessionAugment
+from semcnn.data.augment import Augment, SessionAugment
 from semcnn.data.images import to_tensor
 from semcnn.files.errors import fail
 from semcnn.files.frames import UnreadableImage, is_image_name, read_image
 from semcnn.files.paths import DATA_ROOT, datasets_here
+from semcnn.training.choices import SESSION_KEYS
 
 
 class SEMDataset(Dataset):

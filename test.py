@@ -38,7 +38,6 @@ import os
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import classification_report
 
 from config import add_checkpoint_argument, add_config_arguments, open_run, run_of_args
 from dataset import SEMDataset
@@ -209,6 +208,7 @@ def score_test_split(cfg, path, checkpoint, run_root, args):
         remove_stale(os.path.join(run_dir, 'shifts.csv'))
 
     write_tables(run_dir, names, frames, material, (novelty, limit), probs, labels, classes)
+    from sklearn.metrics import classification_report   # here: --help need not wait for it
     ids = list(range(len(classes)))
     report_args = dict(labels=ids, target_names=classes, zero_division=0)
     print(classification_report(labels, probs.argmax(1), digits=4, **report_args))

@@ -2,11 +2,11 @@
 
 loss_fn / optimize_fn / schedule_fn are the extension points: add a branch to support another
 loss, optimizer or schedule, and its name to LOSSES / OPTIMIZERS / SCHEDULERS.
+
+torch is imported where it is used: config.py reads the names below before any work starts,
+and `python train.py --help` should not wait for it.
 """
 import math
-
-import torch
-
 
 # The names each factory takes; config.check_values accepts only these, before any work starts.
 LOSSES = ('cross_entropy',)
@@ -15,11 +15,13 @@ SCHEDULERS = ('none', 'cosine')
 
 
 def loss_fn(config):
+    import torch
     return torch.nn.CrossEntropyLoss(label_smoothing=config['label_smoothing'])
 
 
 def optimize_fn(config, params):
     """The optimizer; with config['fused'], its single-kernel implementation (same update)."""
+    import torch
     name, lr, wd = config['optimizer'], config['lr'], config['weight_decay']
     fused = {'fused': True} if config['fused'] else {}
     if name == 'sgd':
@@ -32,6 +34,7 @@ def optimize_fn(config, params):
 def schedule_fn(config, optimizer, steps_per_epoch):
     """Learning-rate factor, stepped after every optimizer step: a linear warm-up over
     warmup_epochs, then constant (none) or a cosine down to zero at the last step (cosine)."""
+    import torch
     warmup = config['warmup_epochs'] * steps_per_epoch
     total = config['epochs'] * steps_per_epoch
     cosine = config['scheduler'] == 'cosine'

@@ -20,7 +20,6 @@ def jitter(x, amount, draws):
     return ((x - mean) * gain + mean + offset).clamp(0, 1)
 
 
-SESSION_KEYS = ('gamma', 'blur', 'illumination', 'noise', 'sharpen', 'scale')   # the amounts
 SHARPEN_RADII = (0.5, 4.0)   # unsharp-mask radii drawn (log-uniform), in pixels of the input
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from semcnn.evaluation.plots import plt, save_figure_atomic
+from semcnn.evaluation.plots import pyplot, save_figure_atomic
 
 CALIBRATION_BINS = 15
 TEMPERATURES = torch.logspace(-2, 2, 401, dtype=torch.float64)   # 0.01 .. 100, 2.3 % apart
@@ -79,6 +79,7 @@ def reliability_png(outputs, labels, temperature, path, title):
     the share of crops per bin below."""
     outputs = torch.as_tensor(outputs).double()
     labels = np.asarray(labels)
+    plt = pyplot()
     fig, (ax, ax_count) = plt.subplots(2, 1, figsize=(5, 6), sharex=True,
                                        gridspec_kw={'height_ratios': [3, 1]})
     edges = np.linspace(0, 1, CALIBRATION_BINS + 1)

@@ -1,17 +1,22 @@
 """Figures as PNG files: learning curves and confusion matrices."""
-import matplotlib
+import numpy as np
 
-matplotlib.use('Agg')   # files only; no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from semcnn.files.atomic import save_figure_atomic
 
-from semcnn.files.atomic import save_figure_atomic  # noqa: E402
+
+def pyplot():
+    """matplotlib.pyplot drawing to files only (no display needed), imported when a figure is
+    drawn: it takes a second, which a script's --help or a refused input should not wait."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return plt
 
 
 def learning_curve(history, path):
     """Loss and accuracy per epoch, train and validation, from train.py's history rows."""
     epochs = [h['epoch'] for h in history]
+    plt = pyplot()
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     for split, style in (('train', '-o'), ('val', '-s')):
         ax_loss.plot(epochs, [h[f'{split}_loss'] for h in history], style, label=split, ms=3)
@@ -24,7 +29,7 @@ def learning_curve(history, path):
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     save_figure_atomic(fig, path)
     plt.close(fig)
 
@@ -34,6 +39,7 @@ def confusion_matrix_png(matrix, classes, path, title='Confusion matrix'):
     matrix = np.asarray(matrix)
     share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     size = max(4.0, 0.6 * len(classes) + 2)
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(size + 1, size))
     image = ax.imshow(share, cmap='Blues', vmin=0, vmax=1)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label='share of true class')
@@ -50,6 +56,7 @@ def confusion_matrix_png(matrix, classes, path, title='Confusion matrix'):
 
 def gradcam_png(image, cam, path, title):
     """A gray crop beside the same crop with its Grad-CAM heat map (jet, half transparent)."""
+    plt = pyplot()
     fig, (ax_image, ax_cam) = plt.subplots(1, 2, figsize=(8, 4.4))
     for ax in (ax_image, ax_cam):
         ax.imshow(image, cmap='gray', vmin=0, vmax=1)
@@ -65,6 +72,7 @@ def image_grid_png(cells, path, columns):
     """Gray images in a grid, each titled; a cell's heat map (Grad-CAM, or None) is drawn over
     its image as in gradcam_png. cells: [(image H x W in [0, 1], map or None, title)]."""
     rows = -(-len(cells) // columns)
+    plt = pyplot()
     fig, axes = plt.subplots(rows, columns, figsize=(2.3 * columns, 2.7 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis('off')

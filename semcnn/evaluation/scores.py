@@ -10,7 +10,6 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import confusion_matrix
 
 from semcnn.data.material import tiles_needed
 from semcnn.files.manifest import crop_name, frame_name, read_manifest
@@ -52,6 +51,7 @@ def factor_probabilities(probs, per_class):
 def score(true, pred, names):
     """Accuracy, recall per class and confusion matrix (rows: true) of index arrays."""
     true, pred = np.asarray(true), np.asarray(pred)
+    from sklearn.metrics import confusion_matrix   # only here: it takes a second to import
     matrix = confusion_matrix(true, pred, labels=list(range(len(names))))
     support = matrix.sum(1)
     recall = {n: float(matrix[i, i] / support[i]) for i, n in enumerate(names) if support[i]}

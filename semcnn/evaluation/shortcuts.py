@@ -6,8 +6,6 @@ import itertools
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 from tqdm import tqdm
 
 from semcnn.files.frames import unit_scale
@@ -45,6 +43,8 @@ def cross_validate(features, labels, groups, folds, seed):
     folds = min(folds, smallest)
     if folds < 2:
         return None
+    from sklearn.ensemble import RandomForestClassifier   # only here: slow to import
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
     forest = RandomForestClassifier(n_estimators=100, random_state=seed)
     split = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     return cross_val_predict(forest, features, labels, groups=groups, cv=split)

@@ -1,7 +1,8 @@
 """The network and its input: one factory (create_network) for this project's semnet, torchvision's
 classifiers (model=resnet18) and timm's (model=timm:efficientnet_lite0), each with its head named
-by the factory (for torchvision, one TORCHVISION_HEADS entry per family; for timm, its own
-pretrained_cfg), so that the head and the features it reads are found by name.
+by the factory (for torchvision, one TORCHVISION_HEADS entry per family in choices.py, where
+every model= name is checked; for timm, its own pretrained_cfg), so that the head and the
+features it reads are found by name.
 
 SEMClassifier takes crops as they come from dataset.py (1-channel gray or 3-channel, values in
 [0, 1]), applies the input treatment (config key `intensity`), makes them 3-channel and
@@ -25,17 +26,16 @@ import os
 import urllib.error
 
 import torch
-import torchvision
 from torch import nn
 
 from semcnn.data.acquisition import equalize
 from semcnn.data.images import with_channels
 from semcnn.evaluation.scores import class_factors
 from semcnn.files.errors import fail
+from semcnn.training.choices import (INTENSITY_TREATMENTS, TIMM_PREFIX, TORCHVISION_HEADS,
+                                     has_imagenet_weights, torchvision_family)
 from semcnn.training.pretrained import IMAGENET_MEAN, IMAGENET_STD
 
-INTENSITY_TREATMENTS = ('none', 'equalize', 'standardize')
-HEADS = ('flat', 'factored')
 UNIFORM_STD = 12 ** -0.5   # standard deviation of equalized grey levels (uniform on [0, 1])
 
 
@@ -152,56 +152,16 @@ class SEMNet(nn.Sequential):
                          nn.Linear(cin, num_classes))
 
 
-# Networks of this project (no ImageNet weights), besides torchvision's and timm's.
-LOCAL_MODELS = {'semnet': SEMNet, 'semnet_s4': functools.partial(SEMNet, stem_stride=4)}
-TIMM_PREFIX = 'timm:'   # model=timm:<name>: timm's network of that name
-# Where each torchvision family keeps its head (the Linear layer that gives the class scores,
-# whose input is the pooled features): a family not listed here is refused. One entry per family.
-TORCHVISION_HEADS = {'resnet': 'fc', 'resnext': 'fc', 'wide_resnet': 'fc', 'regnet': 'fc',
-                     'googlenet': 'fc', 'inception_v3': 'fc', 'shufflenet': 'fc',
-                     'alexnet': 'classifier.6', 'vgg': 'classifier.6',
-                     'efficientnet': 'classifier.1', 'mobilenet_v2': 'classifier.1',
-                     'mobilenet_v3': 'classifier.3', 'mnasnet': 'classifier.1',
-                     'convnext': 'classifier.2', 'densenet': 'classifier', 'vit': 'heads.head',
-                     'swin': 'head', 'maxvit': 'classifier.5'}
-
-
-def torchvision_family(name):
-    """The TORCHVISION_HEADS entry of a torchvision classifier's name, or None."""
-    return next((f for f in sorted(TORCHVISION_HEADS, key=len, reverse=True)
-                 if name.startswith(f)), None)
-
-
-def classification_models():
-    """Every model= name this pipeline builds but timm's (timm:<name> for any of those)."""
-    return sorted(LOCAL_MODELS) + sorted(
-        n for n in torchvision.models.list_models(module=torchvision.models)
-        if torchvision_family(n))
-
-
-def check_model_name(name):
-    """One clear line when model= names no network this pipeline can build."""
-    if name.startswith(TIMM_PREFIX):
-        import timm   # only here: importing it takes a while
-        if name[len(TIMM_PREFIX):] not in timm.list_models():
-            fail(f"model={name}: timm has no model of that name; see python -c \"import timm; "
-                 "print(timm.list_models('efficientnet*'))\"")
-    elif name not in classification_models():
-        fail(f"model={name}: choose semnet, semnet_s4, a torchvision classifier "
-             f"({', '.join(n for n in classification_models() if n not in LOCAL_MODELS)}) or "
-             'timm:<name>')
-
-
-def has_imagenet_weights(name):
-    return name not in LOCAL_MODELS
+# The networks of this project, by their model= names (choices.LOCAL_MODELS).
+LOCAL_NETWORKS = {'semnet': SEMNet, 'semnet_s4': functools.partial(SEMNet, stem_stride=4)}
 
 
 def create_network(name, num_classes, pretrained=False, weights_file=''):
     """(network, dotted path of its head) for model=`name`, with a head of `num_classes`
     outputs; with `pretrained`, every other layer from ImageNet weights (torchvision's,
     weights_file, or for timm:efficientnet_lite0 the installed package's)."""
-    if name in LOCAL_MODELS:
-        net = LOCAL_MODELS[name](num_classes)
+    if name in LOCAL_NETWORKS:
+        net = LOCAL_NETWORKS[name](num_classes)
         return net, str(len(net) - 1)
     if name.startswith(TIMM_PREFIX):
         import timm
@@ -212,10 +172,11 @@ def create_network(name, num_classes, pretrained=False, weights_file=''):
             load_imagenet(net, arch, weights_file)
         head = net.pretrained_cfg['classifier']
     else:
+        import torchvision   # only here: it takes seconds to import
         family = torchvision_family(name)
         if family is None:
             fail(f'model={name}: its head is not a Linear layer this pipeline knows how to '
-                 'replace (TORCHVISION_HEADS in semcnn/training/model.py); choose another model')
+                 'replace (TORCHVISION_HEADS in semcnn/training/choices.py); choose another model')
         head = TORCHVISION_HEADS[family]
         if not pretrained:   # every head, auxiliary ones too, made for num_classes
             return torchvision.models.get_model(name, num_classes=num_classes), head
@@ -241,6 +202,7 @@ def _imagenet_state(name, weights_file):
     if weights_file:
         from semcnn.training.pretrained import read_weights
         return read_weights(weights_file)
+    import torchvision
     weights = torchvision.models.get_model_weights(name).DEFAULT
     try:
         return weights.get_state_dict(progress=True, check_hash=True)
