@@ -1,14 +1,20 @@
 """Shared fixtures: run the scripts as a user would, on small synthetic or real data."""
+import contextlib
+import importlib.util
+import io
 import os
 import subprocess
 import sys
+import traceback
 
 import pytest
+import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REAL_SEM = os.path.join(ROOT, '..', 'shared', 'sem')
 sys.path.insert(0, ROOT)
 
+from semcnn.files.errors import run_main  # noqa: E402
 from synthetic_sem import write_source  # noqa: E402
 
 # A tiny but real run: 32-pixel crops, ResNet-18 from scratch, one epoch, on the CPU.
@@ -26,6 +32,46 @@ def run(script, *args, cwd, check=True, env=None):
     if check and proc.returncode != 0:
         raise AssertionError(f'{script} {args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}')
     return proc
+
+
+def call(script, *args, cwd, check=True):
+    """Run a top-level script's main() in this process, as `python script args` in `cwd` would,
+    and return what `run` returns (returncode, stdout, stderr). For tests of what a script does:
+    the 4-7 s a new process spends importing torch, torchvision and scikit-learn is paid once.
+    `run` (a process of its own) stays for what only a process shows: the command line itself,
+    file rules and locks of another platform, workers, being killed."""
+    module = _script(script)
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    deterministic = torch.are_deterministic_algorithms_enabled()   # a run may switch it on
+    with contextlib.chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            run_main(module.main, module.get_args_parser().parse_args(list(map(str, args))))
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (e.code is not None)
+        except Exception:   # noqa: BLE001 - what a process would print before dying
+            traceback.print_exc()
+            code = 1
+        finally:
+            torch.use_deterministic_algorithms(deterministic)
+    proc = subprocess.CompletedProcess([script, *map(str, args)], code, out.getvalue(),
+                                       err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f'{script} {args} failed ({code}):\n{proc.stderr[-3000:]}')
+    return proc
+
+
+_scripts = {}
+
+
+def _script(script):
+    """The top-level script as a module, loaded once (under its own name: test.py is not the
+    standard library's test package)."""
+    if script not in _scripts:
+        name = 'script_' + os.path.splitext(os.path.basename(script))[0]
+        spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, script))
+        _scripts[script] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(_scripts[script])
+    return _scripts[script]
 
 
 def windows_env(held=()):
@@ -69,5 +115,5 @@ def sharing_data(cwd, other):
 def trained(tmp_path_factory):
     """A finished one-epoch run on synthetic data, shared by the tests that only read it."""
     cwd = cut_example(tmp_path_factory.mktemp('trained'))
-    run('train.py', *TINY, cwd=cwd)
+    call('train.py', *TINY, cwd=cwd)
     return cwd

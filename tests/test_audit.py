@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import REAL_SEM, run
+from conftest import REAL_SEM, call, run
 from synthetic_sem import CLASS_STYLES, make_frame
 from semcnn.files.sidecar import acquisition_numbers, read_sidecar
 
@@ -42,7 +42,7 @@ def write_sessions(folder, brightness):
 def audit_of(tmp_path, brightness):
     write_sessions(tmp_path / 'source', brightness)
     run('aug_img.py', 'source', 60, '-p', 32, '-n', 'sessions', cwd=tmp_path)
-    proc = run('audit.py', '--dataset', 'sessions', '--per-frame', 4, cwd=tmp_path)
+    proc = call('audit.py', '--dataset', 'sessions', '--per-frame', 4, cwd=tmp_path)
     with open(tmp_path / 'runs' / 'sessions' / 'audit.json', encoding='utf-8') as f:
         return json.load(f), pd.read_csv(tmp_path / 'runs' / 'sessions' / 'audit_pairs.csv'), proc
 

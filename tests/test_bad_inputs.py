@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import RUNTIME, TINY, assert_clean_error, run
+from conftest import RUNTIME, TINY, assert_clean_error, call, run
 from synthetic_sem import write_source
 
 AUG = ['source', 60, '-p', 32, '-n', 'ds']
@@ -172,8 +172,8 @@ def test_odd_formats_go_through_the_whole_pipeline(tmp_path):
     for change in (sixteen_bit_tiff, rgba_png, palette_png):
         change(tmp_path)
     run('aug_img.py', 'source', 60, '-p', 32, '-n', 'example', cwd=tmp_path)
-    run('train.py', *TINY, cwd=tmp_path)
-    works(run('test.py', *RUNTIME, cwd=tmp_path))
+    call('train.py', *TINY, cwd=tmp_path)
+    works(call('test.py', *RUNTIME, cwd=tmp_path))
     nothing_half_written(tmp_path)
 
 
@@ -254,7 +254,7 @@ def test_run_input(trained, tmp_path, script, change, args, words):
     given = TINY if script == 'train.py' else RUNTIME   # a trained run's settings are its own
     arguments = [*args, *extra] if script in ('predict.py', 'audit.py') else [*given, *args,
                                                                               *extra]
-    assert_clean_error(run(script, *arguments, cwd=tmp_path, check=False), *words)
+    assert_clean_error(call(script, *arguments, cwd=tmp_path, check=False), *words)
     after = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()
              if not p.name.endswith('.lock')}          # predict.py locks its folder inside
     assert after == before                               # untouched
@@ -270,6 +270,6 @@ def test_run_input(trained, tmp_path, script, change, args, words):
 ])
 def test_a_bad_value_stops_before_any_data_is_read(tmp_path, setting, words):
     # no data/ at all: the value's error must come first, not the missing dataset's
-    proc = run('train.py', '--version', 'cpu30', '--set', setting, cwd=tmp_path, check=False)
+    proc = call('train.py', '--version', 'cpu30', '--set', setting, cwd=tmp_path, check=False)
     assert_clean_error(proc, *words)
     assert not (tmp_path / 'runs').exists()

@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import ROOT, TINY, run, sharing_data
+from conftest import ROOT, TINY, call, run, sharing_data
 from dataset import SEMDataset
 from synthetic_sem import write_source
 from semcnn.data.loaders import channel_stats
@@ -47,7 +47,7 @@ def trap(tmp_path_factory):
     for path in (data / 'test').rglob('*.tif'):   # brighter than anything trained on
         pixels = np.asarray(Image.open(path))
         Image.fromarray((pixels // 4 + 180).astype(np.uint8)).save(path)
-    run('train.py', *TRAP_RUN, cwd=cwd)
+    call('train.py', *TRAP_RUN, cwd=cwd)
     return cwd, cwd / 'runs' / 'trap' / 'cpu'
 
 
@@ -80,8 +80,8 @@ def test_normalisation_comes_from_the_training_split_only(trap):
 def test_test_split_is_scored_with_the_training_normalisation(trap):
     """test.py does not re-normalise with the test split's statistics (the original did)."""
     cwd, run_dir = trap
-    run('test.py', '--dataset', 'trap', '--set', 'num_workers=0', '--set', 'device=cpu',
-        cwd=cwd)
+    call('test.py', '--dataset', 'trap', '--set', 'num_workers=0', '--set', 'device=cpu',
+         cwd=cwd)
     best = Checkpoint.load(str(run_dir / 'best.pt'))
     model, classes = load_trained(best.config, 'best.pt', best, torch.device('cpu'))
     table = pd.read_csv(run_dir / 'predictions.csv').set_index('Image Name')
@@ -142,7 +142,7 @@ def test_without_normalisation_the_model_sees_the_crops_as_they_are(trap, tmp_pa
     computed from any split."""
     cwd, _ = trap
     mine = sharing_data(tmp_path, cwd)
-    run('train.py', *TRAP_RUN, '--set', 'normalize=false', '--set', 'epochs=1', cwd=mine)
+    call('train.py', *TRAP_RUN, '--set', 'normalize=false', '--set', 'epochs=1', cwd=mine)
     weights = Checkpoint.load(str(mine / 'runs' / 'trap' / 'cpu' / 'best.pt')).model
     assert weights['mean'].flatten().tolist() == [0.0] * 3
     assert weights['std'].flatten().tolist() == [1.0] * 3

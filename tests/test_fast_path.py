@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import ROOT, TINY, cut_example, run, sharing_data
+from conftest import ROOT, TINY, call, cut_example, run, sharing_data
 from train import build_training, train_step
 from semcnn.training.device import amp_dtype, autocast
 from semcnn.training.inference import predict_batch
@@ -112,7 +112,7 @@ def test_two_processes_compute_the_steps_of_one(tmp_path):
 
 @pytest.mark.slow
 def test_torchrun_train_py_writes_one_set_of_outputs(dataset, tmp_path):
-    run('train.py', *DDP_RUN, cwd=dataset)
+    call('train.py', *DDP_RUN, cwd=dataset)
     proc = torchrun('train.py', *DDP_RUN, cwd=sharing_data(tmp_path, dataset))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'x 2 processes' in proc.stdout

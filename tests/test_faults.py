@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import (ROOT, RUNTIME, TINY, assert_clean_error, cut_example, run, sharing_data,
-                      windows_env)
+from conftest import (ROOT, RUNTIME, TINY, assert_clean_error, call, cut_example, run,
+                      sharing_data, windows_env)
 from synthetic_sem import write_source
 from train import Training, train_one_epoch
 from semcnn.files.errors import UserError
@@ -57,7 +57,7 @@ DETERMINISTIC = [*TINY, '--set', 'epochs=2', '--set', 'scheduler=cosine',
 
 @pytest.mark.slow
 def test_killed_and_resumed_run_ends_with_the_same_weights(crops, tmp_path):
-    run('train.py', *DETERMINISTIC, cwd=crops)
+    call('train.py', *DETERMINISTIC, cwd=crops)
     cwd = sharing_data(tmp_path, crops)
     proc = start('train.py', *DETERMINISTIC, cwd=cwd)
     wait_for(lambda: epochs_in_history(cwd / RUN) >= 1, proc)
@@ -65,7 +65,7 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(crops, tmp_path):
     proc.wait()
     killed_at = Checkpoint.load(str(cwd / RUN / 'last.pt')).epoch
     assert killed_at < 2, 'the run finished before it was killed'
-    run('train.py', *DETERMINISTIC, '--resume', cwd=cwd)
+    call('train.py', *DETERMINISTIC, '--resume', cwd=cwd)
     whole = Checkpoint.load(str(crops / RUN / 'last.pt'))
     resumed = Checkpoint.load(str(cwd / RUN / 'last.pt'))
     assert resumed.epoch == 2
@@ -144,8 +144,8 @@ def test_a_loss_gone_nan_stops_training_with_a_message():
 
 def test_diverging_run_writes_no_checkpoint(crops, tmp_path):
     cwd = sharing_data(tmp_path, crops)
-    proc = run('train.py', *TINY, '--set', 'lr=1e30', '--set', 'optimizer=sgd', cwd=cwd,
-               check=False)
+    proc = call('train.py', *TINY, '--set', 'lr=1e30', '--set', 'optimizer=sgd', cwd=cwd,
+                check=False)
     assert_clean_error(proc, 'loss became')
     assert not (cwd / RUN / 'last.pt').exists() and not (cwd / RUN / 'best.pt').exists()
 
@@ -179,7 +179,7 @@ def test_full_disk_while_saving_a_checkpoint(crops, tmp_path):
     assert_clean_error(proc, 'cannot write', 'best.pt')
     assert not (cwd / RUN / 'best.pt').exists() and not (cwd / RUN / 'last.pt').exists()
     assert no_temporaries(cwd / RUN)
-    run('train.py', *TINY, '--force', cwd=cwd)           # with room again, it just works
+    call('train.py', *TINY, '--force', cwd=cwd)           # with room again, it just works
 
 
 def test_full_disk_while_writing_test_results(trained, tmp_path):

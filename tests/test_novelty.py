@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import RUNTIME, TINY, run
+from conftest import RUNTIME, TINY, call, run
 from synthetic_sem import write_source
 from semcnn.evaluation.novelty import (features, kth_distance, limit_over_frames, novelty_of,
                                        predict_with_features, training_sample)
@@ -87,7 +87,7 @@ def others(tmp_path_factory):
     cwd = tmp_path_factory.mktemp('novelty')
     write_source(str(cwd / 'source'), classes=3, frames=8, width=320, height=240, bar=16)
     run('aug_img.py', 'source', 120, '-p', 48, '-n', 'example', cwd=cwd)
-    run('train.py', *TINY, '--set', 'epochs=8', cwd=cwd)
+    call('train.py', *TINY, '--set', 'epochs=8', cwd=cwd)
     (cwd / 'new').mkdir()
     yy, xx = np.mgrid[0:240, 0:320]
     textures = {'stripes': 127 + 100 * np.sin(xx / 3.0),
@@ -100,7 +100,7 @@ def others(tmp_path_factory):
     for cls in ('synthA', 'synthC'):
         (cwd / 'new' / f'normal_{cls}.png').write_bytes(
             (cwd / 'source' / cls / 'frame_007.png').read_bytes())
-    run('predict.py', 'new', *RUNTIME, '--out', cwd / 'out', cwd=cwd)
+    call('predict.py', 'new', *RUNTIME, '--out', cwd / 'out', cwd=cwd)
     table = pd.read_csv(cwd / 'out' / 'frames.csv', keep_default_na=False, dtype=str)
     table.index = [name.split('/')[-1][:-4] for name in table['Frame']]
     return cwd, table

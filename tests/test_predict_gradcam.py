@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import RUNTIME, TINY, assert_clean_error, run
+from conftest import RUNTIME, TINY, assert_clean_error, call, run
 from synthetic_sem import write_source
 from semcnn.evaluation.gradcam import GradCAM
 from semcnn.training.model import build_model
@@ -26,8 +26,8 @@ def factored(tmp_path_factory):
                                         height=120, bar=16), CLASSES):
         os.renames(cwd / 'synthetic' / style, cwd / 'source' / name)
     run('aug_img.py', 'source', 60, '-p', 32, '-n', 'example', cwd=cwd)
-    run('train.py', *TINY, cwd=cwd)
-    run('test.py', *RUNTIME, cwd=cwd)
+    call('train.py', *TINY, cwd=cwd)
+    call('test.py', *RUNTIME, cwd=cwd)
     return cwd
 
 
@@ -58,7 +58,7 @@ def test_predict_tiles_whole_frames_without_labels(factored, tmp_path):
     (frames / 'notes.txt').write_text('sidecar, not an image')
     (frames / 'broken.jpg').write_bytes(b'not a jpeg')
     out = tmp_path / 'out'
-    proc = run('predict.py', frames, *RUNTIME, '--out', out, cwd=factored)
+    proc = call('predict.py', frames, *RUNTIME, '--out', out, cwd=factored)
     assert 'broken.jpg' in proc.stderr and 'Traceback' not in proc.stderr
     per_frame = pd.read_csv(out / 'frames.csv', dtype=TEXT)
     tiles = pd.read_csv(out / 'tiles.csv', dtype=TEXT)
@@ -88,7 +88,7 @@ def test_predict_makes_colour_frames_gray_for_a_gray_model(factored, tmp_path):
     colour = np.stack([gray, gray // 2, gray], axis=2)        # tinted: really colour
     Image.fromarray(colour).save(tmp_path / 'tinted.png')
     out = tmp_path / 'out'
-    proc = run('predict.py', tmp_path / 'tinted.png', *RUNTIME, '--out', out, cwd=factored)
+    proc = call('predict.py', tmp_path / 'tinted.png', *RUNTIME, '--out', out, cwd=factored)
     assert '1 colour frame(s) converted to gray' in proc.stdout
     assert len(pd.read_csv(out / 'frames.csv')) == 1
 
@@ -96,9 +96,9 @@ def test_predict_makes_colour_frames_gray_for_a_gray_model(factored, tmp_path):
 def test_predict_explains_frames_it_cannot_use(factored, tmp_path):
     small = tmp_path / 'small.png'
     Image.fromarray(np.zeros((20, 20), np.uint8)).save(small)
-    assert_clean_error(run('predict.py', small, *RUNTIME, cwd=factored, check=False), 'none of the')
-    assert_clean_error(run('predict.py', tmp_path / 'missing', *RUNTIME, cwd=factored, check=False),
-                       'missing')
+    assert_clean_error(call('predict.py', small, *RUNTIME, cwd=factored, check=False), 'none of the')
+    assert_clean_error(call('predict.py', tmp_path / 'missing', *RUNTIME, cwd=factored, check=False),
+                        'missing')
 
 
 def test_gradcam_map_lies_where_the_evidence_is():
@@ -134,7 +134,7 @@ def test_gradcam_map_has_the_input_shape():
 
 
 def test_gradcam_command_writes_overlays_of_correct_test_crops(factored):
-    proc = run('gradcam.py', *RUNTIME, '--per-class', 1, cwd=factored)
+    proc = call('gradcam.py', *RUNTIME, '--per-class', 1, cwd=factored)
     pngs = sorted((factored / RUN / 'gradcam').glob('*.png'))
     table = pd.read_csv(factored / RUN / 'predictions.csv', dtype=TEXT)
     assert len(pngs) == table[table['Result']]['Label'].nunique()
@@ -145,9 +145,9 @@ def test_gradcam_command_writes_overlays_of_correct_test_crops(factored):
 
 def test_a_verdict_below_the_minimum_confidence_is_kept_with_a_warning(factored, tmp_path):
     frame = factored / 'source' / CLASSES[0] / 'frame_000.png'
-    run('predict.py', frame, *RUNTIME, '--out', tmp_path / 'sure', cwd=factored)
-    run('predict.py', frame, *RUNTIME, '--out', tmp_path / 'strict', '--min-confidence', 1,
-        cwd=factored)
+    call('predict.py', frame, *RUNTIME, '--out', tmp_path / 'sure', cwd=factored)
+    call('predict.py', frame, *RUNTIME, '--out', tmp_path / 'strict', '--min-confidence', 1,
+         cwd=factored)
     sure, strict = (pd.read_csv(tmp_path / name / 'frames.csv', dtype=TEXT,
                                 keep_default_na=False) for name in ('sure', 'strict'))
     assert 'uncertain' not in sure['Warnings'][0] or float(sure['Confidence'][0]) < 0.5

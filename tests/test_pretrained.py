@@ -6,11 +6,12 @@ import pytest
 import torch
 from sklearn.datasets import load_sample_image
 
-from conftest import RUNTIME, assert_clean_error, cut_example, run
+from conftest import RUNTIME, assert_clean_error, call, cut_example
 from semcnn.evaluation.calibration import fit_temperature
 from semcnn.files.errors import UserError
 from semcnn.training.checkpoint import Checkpoint
-from semcnn.training.model import build_model, create_network, imagenet_normalized
+from semcnn.training.choices import LOCAL_MODELS, check_model_name, has_imagenet_weights
+from semcnn.training.model import LOCAL_NETWORKS, build_model, create_network, imagenet_normalized
 from semcnn.training.pretrained import LITE0, lite0_file, load_imagenet, read_weights
 
 BUILDINGS = {'bell cote, bell cot', 'palace', 'church, church building', 'boathouse', 'dome',
@@ -76,6 +77,15 @@ def test_one_factory_names_the_head_of_every_network(name, head):
     assert out.shape == (2, 4) and type(model.head).__name__ == 'FactoredHead'
 
 
+def test_every_name_the_config_accepts_is_a_network_the_factory_builds():
+    # the names are checked before torch loads (choices.py), the networks built in model.py
+    assert sorted(LOCAL_NETWORKS) == sorted(LOCAL_MODELS)
+    for name in LOCAL_MODELS:
+        check_model_name(name)
+        assert not has_imagenet_weights(name) and create_network(name, 3)[0](
+            torch.rand(2, 3, 32, 32)).shape == (2, 3)
+
+
 def test_the_pretrained_network_sees_equalized_crops_as_imagenet_images(lite0):
     model = build_model(LITE0_CFG, 12).eval()
     assert torch.equal(model.net.conv_stem.weight, lite0.conv_stem.weight)
@@ -122,7 +132,7 @@ def test_the_temperature_has_a_floor_when_validation_is_perfect():
 def probed(tmp_path_factory):
     """lite0_probe on the synthetic example at 64 px: the head fitted on frozen features."""
     cwd = cut_example(tmp_path_factory.mktemp('probe'))
-    run('train.py', '--version', 'lite0_probe', '--set', 'input_size=64', *RUNTIME, cwd=cwd)
+    call('train.py', '--version', 'lite0_probe', '--set', 'input_size=64', *RUNTIME, cwd=cwd)
     return cwd
 
 
@@ -138,9 +148,9 @@ def test_the_probe_trains_the_head_alone_and_test_and_predict_read_it(probed, li
     assert not torch.equal(best.model['net.bn1.running_mean'], lite0.bn1.running_mean)
     assert best.model['net.classifier.weight'].shape == (3, 1280)
     assert best.novelty['space'] == 'imagenet' and best.novelty['bank'].shape[1] == 1904
-    run('test.py', '--version', 'lite0_probe', *RUNTIME, cwd=probed)
-    run('predict.py', 'source/synthA', '--version', 'lite0_probe', *RUNTIME, '--out',
-        probed / 'out', cwd=probed)
+    call('test.py', '--version', 'lite0_probe', *RUNTIME, cwd=probed)
+    call('predict.py', 'source/synthA', '--version', 'lite0_probe', *RUNTIME, '--out',
+         probed / 'out', cwd=probed)
     assert (probed / 'out' / 'frames.csv').exists()
 
 
@@ -148,8 +158,8 @@ def test_the_probe_trains_the_head_alone_and_test_and_predict_read_it(probed, li
 def test_lite0_fine_tunes_after_the_probe_and_resumes(probed):
     args = ['--version', 'lite0', '--set', 'input_size=64', '--set', 'epochs=2',
             '--set', 'scheduler=none', *RUNTIME]
-    run('train.py', *args, '--set', 'epochs=1', cwd=probed)
-    run('train.py', *args, '--resume', cwd=probed)
+    call('train.py', *args, '--set', 'epochs=1', cwd=probed)
+    call('train.py', *args, '--resume', cwd=probed)
     last = Checkpoint.load(str(probed / 'runs' / 'example' / 'lite0' / 'last.pt'))
     assert [row['epoch'] for row in last.history] == [0, 1, 2]
     assert 'probe_decay' in last.history[0] and 'probe_decay' not in last.history[1]
@@ -157,10 +167,10 @@ def test_lite0_fine_tunes_after_the_probe_and_resumes(probed):
 
 def test_bad_model_names_and_a_probe_without_weights_are_refused(tmp_path):
     cut_example(tmp_path)
-    proc = run('train.py', '--set', 'model=timm:no_such_net', cwd=tmp_path, check=False)
+    proc = call('train.py', '--set', 'model=timm:no_such_net', cwd=tmp_path, check=False)
     assert_clean_error(proc, 'model=timm:no_such_net', 'timm has no model of that name')
-    proc = run('train.py', '--version', 'lite0_probe', '--set', 'pretrained=false',
-               cwd=tmp_path, check=False)
+    proc = call('train.py', '--version', 'lite0_probe', '--set', 'pretrained=false',
+                cwd=tmp_path, check=False)
     assert_clean_error(proc, 'probe_views=2', 'pretrained=true')
-    proc = run('train.py', '--set', 'epochs=0', cwd=tmp_path, check=False)
+    proc = call('train.py', '--set', 'epochs=0', cwd=tmp_path, check=False)
     assert_clean_error(proc, 'epochs=0: must be at least 1')

@@ -5,7 +5,7 @@ import re
 
 import numpy as np
 
-from conftest import RUNTIME, run
+from conftest import RUNTIME, call
 
 RUN = os.path.join('runs', 'example', 'cpu')
 LINK = re.compile(r'!\[[^\]]*\]\(([^)]+)\)')
@@ -28,8 +28,8 @@ def table_rows(text, heading):
 
 
 def test_report_holds_the_runs_results_and_links_its_figures(trained):
-    run('audit.py', '--dataset', 'example', '--per-frame', 2, cwd=trained)
-    run('test.py', *RUNTIME, cwd=trained)
+    call('audit.py', '--dataset', 'example', '--per-frame', 2, cwd=trained)
+    call('test.py', *RUNTIME, cwd=trained)
     run_dir = trained / RUN
     text, links = report_of(run_dir)
     results = json.loads((run_dir / 'results.json').read_text())
@@ -65,7 +65,7 @@ def test_report_holds_the_runs_results_and_links_its_figures(trained):
 
 
 def test_validation_report_links_the_runs_learning_curve(trained):
-    run('test.py', '--split', 'validate', *RUNTIME, cwd=trained)
+    call('test.py', '--split', 'validate', *RUNTIME, cwd=trained)
     text, links = report_of(trained / RUN / 'validate')
     assert '../learning_curve.png' in links
     assert text.startswith('# example_cpu: validate split')

@@ -8,7 +8,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from conftest import RUNTIME, TINY, run
+from conftest import RUNTIME, TINY, call, run
 from synthetic_sem import write_source
 from semcnn.data.images import rescale_pixels
 from semcnn.files.frames import read_image, save_crop
@@ -108,7 +108,7 @@ def scaled(tmp_path_factory):
     for frame in frames:
         sidecar(str(frame), 500)
     run('aug_img.py', 'source', 60, '-p', 48, '-n', 'example', cwd=cwd)
-    run('train.py', *TINY, '--set', 'epochs=2', cwd=cwd)
+    call('train.py', *TINY, '--set', 'epochs=2', cwd=cwd)
     for folder, magnification in (('half', 250), ('bare', None), ('far', 25)):
         (cwd / folder).mkdir()
         for frame in frames[:3] + frames[-3:]:
@@ -124,7 +124,7 @@ def scaled(tmp_path_factory):
 
 def predicted(cwd, folder, *extra):
     out = cwd / 'out' / folder
-    proc = run('predict.py', folder, *RUNTIME, '--out', out, *extra, cwd=cwd)
+    proc = call('predict.py', folder, *RUNTIME, '--out', out, *extra, cwd=cwd)
     return pd.read_csv(out / 'frames.csv', keep_default_na=False, dtype=str), proc
 
 

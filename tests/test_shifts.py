@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from config import get_config, open_run
-from conftest import RUNTIME, run
+from conftest import RUNTIME, call
 from dataset import SEMDataset
 from semcnn.data import acquisition
 from semcnn.data.augment import Augment, SessionAugment
@@ -217,7 +217,7 @@ def test_shift_evaluation_passes_a_model_that_reads_the_material(confounded):
 
 @pytest.mark.slow
 def test_test_script_reports_shifts_next_to_plain_accuracy(trained):
-    proc = run('test.py', *RUNTIME, '--shifts', cwd=trained)
+    proc = call('test.py', *RUNTIME, '--shifts', cwd=trained)
     assert 'under acquisition shifts' in proc.stdout and 'remap' in proc.stdout
     run_dir = trained / 'runs' / 'example' / 'cpu'
     with open(run_dir / 'results.json', encoding='utf-8') as f:
@@ -225,14 +225,14 @@ def test_test_script_reports_shifts_next_to_plain_accuracy(trained):
     assert list(shifts) == ['plain', *SHIFTS]
     assert all({'crops', 'frames'} <= set(row) for row in shifts.values())
     assert (run_dir / 'shifts.csv').exists()
-    run('test.py', *RUNTIME, cwd=trained)                          # without: no stale table left
+    call('test.py', *RUNTIME, cwd=trained)                          # without: no stale table left
     assert not (run_dir / 'shifts.csv').exists()
 
 
 def test_validation_split_is_scored_apart_on_a_sample_of_crops(trained):
     """Recipes are compared on validation frames and their shifted copies, never on the test
     split; --shift-crops scores the shifts (and the plain row beside them) on a sample."""
-    run('test.py', *RUNTIME, '--split', 'validate', '--shifts', '--shift-crops', 3, cwd=trained)
+    call('test.py', *RUNTIME, '--split', 'validate', '--shifts', '--shift-crops', 3, cwd=trained)
     with open(trained / 'runs' / 'example' / 'cpu' / 'validate' / 'results.json',
               encoding='utf-8') as f:
         results = json.load(f)

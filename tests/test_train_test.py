@@ -10,7 +10,7 @@ import torch
 import torchvision
 
 from config import check_values, gen_default
-from conftest import REAL_SEM, RUNTIME, TINY, assert_clean_error, cut_example, run
+from conftest import REAL_SEM, RUNTIME, TINY, assert_clean_error, call, cut_example, run
 from semcnn.files.errors import UserError
 from semcnn.training.checkpoint import Checkpoint
 from semcnn.training.device import pick_device
@@ -35,7 +35,7 @@ def test_one_epoch_run_writes_its_outputs(trained):
 
 
 def test_test_script_writes_one_row_per_test_crop(trained):
-    proc = run('test.py', *RUNTIME, cwd=trained)
+    proc = call('test.py', *RUNTIME, cwd=trained)
     assert 'precision' in proc.stdout and 'accuracy' in proc.stdout
     run_dir = trained / RUN
     table = pd.read_csv(run_dir / 'predictions.csv')
@@ -93,7 +93,7 @@ def test_test_split_predictions_match_the_best_checkpoint(trained):
     model = build_model(checkpoint.config, 3, pretrained=False)
     model.load_state_dict(checkpoint.model)
     model.eval()
-    run('test.py', *RUNTIME, cwd=trained)
+    call('test.py', *RUNTIME, cwd=trained)
     table = pd.read_csv(trained / RUN / 'predictions.csv').set_index('Image Name')
     test_set = SEMDataset(str(trained / 'data' / 'example'), 'test', checkpoint.classes, 32)
     for i in range(0, len(test_set), max(1, len(test_set) // 5)):
@@ -108,24 +108,24 @@ def test_test_split_predictions_match_the_best_checkpoint(trained):
 def test_resume_continues_and_existing_run_is_protected(trained, tmp_path):
     cwd = tmp_path / 'copy'
     shutil.copytree(trained, cwd)
-    assert_clean_error(run('train.py', *TINY, cwd=cwd, check=False), '--resume', '--force')
-    assert_clean_error(run('train.py', *TINY, '--resume', cwd=cwd, check=False),
-                       'already trained 1', 'epochs')
-    assert_clean_error(run('train.py', *TINY, '--resume', '--set', 'lr=0.1', cwd=cwd,
-                           check=False), 'settings differ', 'lr')
-    assert_clean_error(run('train.py', *TINY, '--resume', '--set', 'epochs=2', '--set',
-                           'scheduler=cosine', cwd=cwd, check=False), 'scheduler', 'epochs')
-    run('train.py', *TINY, '--set', 'epochs=2', '--resume', cwd=cwd)
+    assert_clean_error(call('train.py', *TINY, cwd=cwd, check=False), '--resume', '--force')
+    assert_clean_error(call('train.py', *TINY, '--resume', cwd=cwd, check=False),
+                        'already trained 1', 'epochs')
+    assert_clean_error(call('train.py', *TINY, '--resume', '--set', 'lr=0.1', cwd=cwd,
+                            check=False), 'settings differ', 'lr')
+    assert_clean_error(call('train.py', *TINY, '--resume', '--set', 'epochs=2', '--set',
+                            'scheduler=cosine', cwd=cwd, check=False), 'scheduler', 'epochs')
+    call('train.py', *TINY, '--set', 'epochs=2', '--resume', cwd=cwd)
     history = pd.read_csv(cwd / RUN / 'history.csv')
     assert list(history['epoch']) == [1, 2]
     assert Checkpoint.load(str(cwd / RUN / 'last.pt')).epoch == 2
-    run('train.py', *TINY, '--force', cwd=cwd)
+    call('train.py', *TINY, '--force', cwd=cwd)
     assert list(pd.read_csv(cwd / RUN / 'history.csv')['epoch']) == [1]
 
 
 def test_missing_dataset_and_checkpoint_are_explained(tmp_path):
-    assert_clean_error(run('train.py', *TINY, cwd=tmp_path, check=False), 'aug_img.py')
-    assert_clean_error(run('test.py', *RUNTIME, cwd=tmp_path, check=False), 'no checkpoint')
+    assert_clean_error(call('train.py', *TINY, cwd=tmp_path, check=False), 'aug_img.py')
+    assert_clean_error(call('test.py', *RUNTIME, cwd=tmp_path, check=False), 'no checkpoint')
 
 
 class Payload:
@@ -146,13 +146,13 @@ def test_a_trained_run_is_used_with_its_own_settings(tmp_path):
     """A run trained with another model and input size than its version's needs no --set in
     test.py, predict.py or gradcam.py; a --set that would change what it is, is refused."""
     cwd = cut_example(tmp_path)
-    run('train.py', *TINY, '--set', 'model=semnet', '--set', 'input_size=48', cwd=cwd)
-    run('test.py', cwd=cwd)          # version cpu says resnet18 at 112 px: the run says otherwise
-    run('predict.py', 'source/synthA', cwd=cwd)
-    run('gradcam.py', '--per-class', 1, cwd=cwd)
+    call('train.py', *TINY, '--set', 'model=semnet', '--set', 'input_size=48', cwd=cwd)
+    call('test.py', cwd=cwd)          # version cpu says resnet18 at 112 px: the run says otherwise
+    call('predict.py', 'source/synthA', cwd=cwd)
+    call('gradcam.py', '--per-class', 1, cwd=cwd)
     assert (cwd / RUN / 'predictions.csv').is_file() and (cwd / RUN / 'gradcam').is_dir()
     for setting in ('input_size=64', 'model=resnet18'):
-        proc = run('test.py', '--set', setting, cwd=cwd, check=False)
+        proc = call('test.py', '--set', setting, cwd=cwd, check=False)
         assert_clean_error(proc, setting, 'fixed by the trained run', 'device', 'tta')
 
 
@@ -187,7 +187,7 @@ def test_auxiliary_outputs_are_dropped_in_training():
 
 
 def test_input_size_a_model_cannot_take_is_explained(trained, tmp_path):
-    proc = run('train.py', *TINY, '--set', 'model=vit_b_16', '--force', cwd=trained, check=False)
+    proc = call('train.py', *TINY, '--set', 'model=vit_b_16', '--force', cwd=trained, check=False)
     assert_clean_error(proc, 'vit_b_16', 'input_size=32')
     assert (trained / RUN / 'best.pt').exists()          # the old run was not touched
 
@@ -219,7 +219,7 @@ def test_real_frames_end_to_end(tmp_path):
     manifest = pd.read_csv(tmp_path / 'data' / 'example' / 'manifest.csv')
     assert (manifest['bar'] == 64).all() and (manifest['y'] + 224 <= 960 - 64).all()
     assert (manifest.groupby('source')['split'].nunique() == 1).all()
-    run('train.py', *TINY, cwd=tmp_path)
-    run('test.py', *RUNTIME, cwd=tmp_path)
+    call('train.py', *TINY, cwd=tmp_path)
+    call('test.py', *RUNTIME, cwd=tmp_path)
     table = pd.read_csv(tmp_path / RUN / 'predictions.csv')
     assert len(table) == (manifest['split'] == 'test').sum() == 18

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REAL_SEM, RUNTIME, TINY, run
+from conftest import REAL_SEM, RUNTIME, TINY, call, run
 from predict import tile_starts
 from synthetic_sem import CLASS_STYLES, make_frame, write_source
 from semcnn.data.material import MIN_SHARE, MaterialMap, shows_material, tiles_needed
@@ -194,7 +194,7 @@ def predicted(tmp_path_factory):
     for path in glob.glob(str(cwd / 'source' / '*' / '*.png')):
         write_sidecar(path)
     run('aug_img.py', 'source', 60, '-p', TILE, '-n', 'example', cwd=cwd)
-    run('train.py', *TINY, cwd=cwd)
+    call('train.py', *TINY, cwd=cwd)
     new = cwd / 'new'
     new.mkdir()
     rng = np.random.default_rng(7)
@@ -209,7 +209,7 @@ def predicted(tmp_path_factory):
         frames[name] = save_frame(str(new / f'{name}.png'), pixels)
         # x1000 on an instrument of unknown calibration: its scale cannot be matched
         write_sidecar(frames[name], mag=mag, model='SNE-4500M Plus' if mag == 500 else 'other')
-    proc = run('predict.py', 'new', *RUNTIME, cwd=cwd)
+    proc = call('predict.py', 'new', *RUNTIME, cwd=cwd)
     out = cwd / 'runs' / 'example' / 'cpu' / 'predict'
     read = dict(keep_default_na=False, dtype={'Prediction': str})
     table = pd.read_csv(out / 'frames.csv', **read)
