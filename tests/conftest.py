@@ -29,34 +29,37 @@ def run(script, *args, cwd, check=True, env=None):
     """Run a top-level script in `cwd` (where data/ and runs/ go); return the finished process."""
     proc = subprocess.run([sys.executable, os.path.join(ROOT, script), *map(str, args)],
                           cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
-    if check and proc.returncode != 0:
-        raise AssertionError(f'{script} {args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}')
-    return proc
+    return checked(proc, check)
 
 
 def call(script, *args, cwd, check=True):
     """Run a top-level script's main() in this process, as `python script args` in `cwd` would,
     and return what `run` returns (returncode, stdout, stderr). For tests of what a script does:
-    the 4-7 s a new process spends importing torch, torchvision and scikit-learn is paid once.
-    `run` (a process of its own) stays for what only a process shows: the command line itself,
-    file rules and locks of another platform, workers, being killed."""
+    the 2-5 s a new process spends importing torch and the libraries is paid once. `run` (a
+    process of its own) stays for what only a process shows: the command line itself, the file
+    rules and locks of another platform, a process killed, torchrun."""
     module = _script(script)
     out, err, code = io.StringIO(), io.StringIO(), 0
     deterministic = torch.are_deterministic_algorithms_enabled()   # a run may switch it on
     with contextlib.chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             run_main(module.main, module.get_args_parser().parse_args(list(map(str, args))))
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (e.code is not None)
+        except SystemExit as e:   # as the interpreter ends a process: a message means 1
+            code = e.code if isinstance(e.code, int) else int(e.code is not None)
+            if isinstance(e.code, str):
+                print(e.code, file=sys.stderr)
         except Exception:   # noqa: BLE001 - what a process would print before dying
             traceback.print_exc()
             code = 1
         finally:
             torch.use_deterministic_algorithms(deterministic)
-    proc = subprocess.CompletedProcess([script, *map(str, args)], code, out.getvalue(),
-                                       err.getvalue())
-    if check and code != 0:
-        raise AssertionError(f'{script} {args} failed ({code}):\n{proc.stderr[-3000:]}')
+    return checked(subprocess.CompletedProcess([script, *map(str, args)], code, out.getvalue(),
+                                               err.getvalue()), check)
+
+
+def checked(proc, check):
+    if check and proc.returncode != 0:
+        raise AssertionError(f'{proc.args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}')
     return proc
 
 

@@ -165,7 +165,6 @@ def test_aug_img_input(tmp_path, change, args, expect, words):
     nothing_half_written(tmp_path)
 
 
-@pytest.mark.slow
 def test_odd_formats_go_through_the_whole_pipeline(tmp_path):
     """16-bit TIFF, RGBA and palette frames: cut, trained on and tested like any other."""
     write_source(str(tmp_path / 'source'), classes=3, frames=6, width=160, height=120, bar=16)

@@ -76,7 +76,6 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(crops, tmp_path):
     assert not [p for p in (cwd / RUN).iterdir() if '.tmp' in p.name]
 
 
-@pytest.mark.slow
 def test_killed_aug_img_leaves_no_dataset_and_the_next_run_completes(tmp_path):
     write_source(str(tmp_path / 'source'), classes=3, frames=40, width=640, height=480, bar=32)
     proc = start('aug_img.py', 'source', 6000, '-p', 64, '-n', 'big', '--workers', 1,
@@ -172,7 +171,6 @@ def test_full_disk_while_cutting_crops(source, tmp_path):
     assert no_temporaries(tmp_path / 'data')
 
 
-@pytest.mark.slow
 def test_full_disk_while_saving_a_checkpoint(crops, tmp_path):
     cwd = sharing_data(tmp_path, crops)
     proc = limited('train.py', *TINY, cwd=cwd, max_bytes=100_000)   # a checkpoint is ~45 MB

@@ -136,7 +136,6 @@ def probed(tmp_path_factory):
     return cwd
 
 
-@pytest.mark.slow
 def test_the_probe_trains_the_head_alone_and_test_and_predict_read_it(probed, lite0):
     best = Checkpoint.load(str(probed / 'runs' / 'example' / 'lite0_probe' / 'best.pt'))
     assert best.epoch == 0 and best.history[0]['probe_decay'] > 0
@@ -154,7 +153,6 @@ def test_the_probe_trains_the_head_alone_and_test_and_predict_read_it(probed, li
     assert (probed / 'out' / 'frames.csv').exists()
 
 
-@pytest.mark.slow
 def test_lite0_fine_tunes_after_the_probe_and_resumes(probed):
     args = ['--version', 'lite0', '--set', 'input_size=64', '--set', 'epochs=2',
             '--set', 'scheduler=none', *RUNTIME]

@@ -215,7 +215,6 @@ def test_shift_evaluation_passes_a_model_that_reads_the_material(confounded):
         assert row['crops'] >= 0.95 and row['frames'] >= 0.95, (name, row)
 
 
-@pytest.mark.slow
 def test_test_script_reports_shifts_next_to_plain_accuracy(trained):
     proc = call('test.py', *RUNTIME, '--shifts', cwd=trained)
     assert 'under acquisition shifts' in proc.stdout and 'remap' in proc.stdout

@@ -104,7 +104,6 @@ def test_test_split_predictions_match_the_best_checkpoint(trained):
             pytest.approx(probs, abs=1e-5)
 
 
-@pytest.mark.slow
 def test_resume_continues_and_existing_run_is_protected(trained, tmp_path):
     cwd = tmp_path / 'copy'
     shutil.copytree(trained, cwd)
@@ -141,7 +140,6 @@ def test_unsafe_or_foreign_checkpoints_are_refused(tmp_path):
             Checkpoint.load(str(tmp_path / name))
 
 
-@pytest.mark.slow
 def test_a_trained_run_is_used_with_its_own_settings(tmp_path):
     """A run trained with another model and input size than its version's needs no --set in
     test.py, predict.py or gradcam.py; a --set that would change what it is, is refused."""
@@ -210,7 +208,6 @@ def test_local_weights_file_is_used(tmp_path):
 
 
 @pytest.mark.skipif(not os.path.isdir(REAL_SEM), reason='real SEM frames (../shared/sem) absent')
-@pytest.mark.slow
 def test_real_frames_end_to_end(tmp_path):
     source = tmp_path / 'source'
     for cls in ('523', '622', '811_formation'):
