@@ -74,7 +74,10 @@ def get_args_parser():
     p.add_argument('-r', '--ratio', type=int, default=20,
                    help='percent of the remaining frames for validation')
     p.add_argument('-n', '--name', default=None, help='dataset name (default size{size}_pixel{p})')
-    p.add_argument('--seed', type=int, default=1345879)
+    p.add_argument('--seed', type=int, default=1345879,
+                   help='which frames go to which split and where crops are cut; the same seed '
+                        'on the same frames gives the same dataset, file for file (default '
+                        '%(default)s)')
     p.add_argument('--block', type=int, default=1, metavar='N',
                    help='runs of N frames, consecutive in the numbers of their names, go to one '
                         'split together (default 1: each frame on its own)')
@@ -92,7 +95,9 @@ def get_args_parser():
                    help='a text file of frames to leave out, one a line, as <class>/<file> '
                         '(transfer.py leaves a group of frames out this way); a class left '
                         'without frames is dropped')
-    p.add_argument('--workers', type=int, default=os.cpu_count() or 1)
+    p.add_argument('--workers', type=int, default=os.cpu_count() or 1,
+                   help='processes decoding frames and writing crops (default: one per core, '
+                        '%(default)s here)')
     p.add_argument('--pixel-size', type=float, default=None, metavar='UM',
                    help="the frames' scale in micrometres per pixel (default: from each "
                         "frame's TIFF tags or calibrated sidecar; README 'Scale')")

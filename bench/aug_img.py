@@ -34,7 +34,7 @@ def time_one_run(args, cwd):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--source', default=os.path.join(ROOT, '..', 'shared', 'sem'))
     p.add_argument('--size', type=int, default=1600)
     p.add_argument('--pixel', default='224')

@@ -32,7 +32,7 @@ TRAINING_CROPS = 15360   # 12 classes x 1,280 (bench/reproduce.py)
 
 
 def get_args_parser():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--sizes', type=int, nargs='+', default=[112, 160, 224])
     p.add_argument('--batch', type=int, default=128)
     p.add_argument('--steps', type=int, default=5, help='timed batches per row')

@@ -247,7 +247,7 @@ def main(args):
 
 
 if __name__ == '__main__':
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--group', action='append', choices=list(SCOPE), help='run only this group')
     p.add_argument('--list', action='store_true', help='show the scope and tests, run nothing')
     p.add_argument('--report', action='store_true',

@@ -133,7 +133,7 @@ def main(args):
 
 
 if __name__ == '__main__':
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--dataset', required=True)
     p.add_argument('--version', required=True)
     p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',

@@ -38,7 +38,7 @@ from semcnn.training.device import pick_device  # noqa: E402
 
 
 def get_args_parser():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('path', help='folder of class folders of whole frames')
     p.add_argument('--groups', nargs='+', required=True, help='compositions to leave out')
     p.add_argument('--dataset', required=True, help='dataset of the trained run that answers')

@@ -34,7 +34,7 @@ TAKES_SET = ('train.py', 'test.py', 'predict.py', 'gradcam.py')
 
 
 def get_args_parser():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--runs', type=int, default=5, help='runs of each command; the median is kept')
     p.add_argument('--scripts', nargs='+', default=list(SCRIPTS))
     return p

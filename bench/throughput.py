@@ -44,7 +44,7 @@ from semcnn.training.model import build_model  # noqa: E402
 
 
 def get_args_parser():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--fast', default=None, help='the fast version (default paper_fast on a '
                    'GPU, cpu30 on a CPU)')
     p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',

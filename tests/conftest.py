@@ -68,11 +68,12 @@ _scripts = {}
 
 def _script(script):
     """The top-level script as a module, loaded once (under its own name: test.py is not the
-    standard library's test package)."""
+    standard library's test package), and known by that name to worker processes that unpickle
+    its functions (aug_img.py's)."""
     if script not in _scripts:
         name = 'script_' + os.path.splitext(os.path.basename(script))[0]
         spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, script))
-        _scripts[script] = importlib.util.module_from_spec(spec)
+        _scripts[script] = sys.modules[name] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(_scripts[script])
     return _scripts[script]
 

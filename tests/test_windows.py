@@ -8,7 +8,7 @@ import sys
 import filelock
 import pytest
 
-from conftest import RUNTIME, TINY, assert_clean_error, run, windows_env, write_source
+from conftest import RUNTIME, TINY, assert_clean_error, call, run, windows_env, write_source
 from semcnn.files import locks
 from semcnn.files.errors import UserError
 
@@ -80,6 +80,15 @@ def test_without_fcntl_or_a_kernel_lock_runs_go_on_with_one_warning(tmp_path, no
             pass
     assert capsys.readouterr().err.count('no file locks') == 1
     assert not list(tmp_path.iterdir())               # no marker file left to go stale
+
+
+def test_without_any_lock_aug_img_cuts_into_a_fresh_folder(source, no_fcntl, monkeypatch):
+    monkeypatch.setattr(filelock, 'FileLock', filelock.SoftFileLock)
+    monkeypatch.setattr(locks, '_warned_no_locks', [])
+    cwd = source.parent                               # no data/ there yet
+    proc = call('aug_img.py', 'source', 20, '-p', 32, '-n', 'fresh', '--workers', 1, cwd=cwd)
+    assert proc.stderr.count('no file locks') == 1
+    assert (cwd / 'data' / 'fresh' / 'manifest.csv').is_file()
 
 
 @pytest.mark.slow

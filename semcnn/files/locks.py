@@ -127,6 +127,12 @@ def _kernel_locked(folder, lock, exclusive):
     import filelock   # here only: where fcntl exists it does the work, and starts faster
     if issubclass(filelock.FileLock, filelock.SoftFileLock):
         _warn_no_locks()
+        if exclusive:   # the writer's parent folder, as taking a lock would have made it
+            parent = os.path.dirname(lock) or '.'
+            try:
+                os.makedirs(parent, exist_ok=True)
+            except OSError as e:
+                write_failed(parent, e)
         yield None
         return
     readers = lock + '.readers'
