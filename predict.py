@@ -35,8 +35,8 @@ Writes to --out (default runs/<dataset>/<version>/predict/):
   no verdict, and each way the frame differs from the training frames; one line on the terminal
   counts them), and the mean probability of each class over the voting tiles (material, not
   novel);
-- tiles.csv: one row per tile: Frame, x, y, width, height, Material, Prediction, Novelty,
-  probability per class.
+- tiles.csv: one row per tile: Frame, x, y, width, height, Material, Prediction, Composition,
+  State (as in frames.csv), Novelty, probability per class.
 No labels are needed; unreadable files are skipped with a warning.
 """
 import argparse
@@ -243,8 +243,8 @@ def predict_frames(args, cfg, path, checkpoint, files, out):
                if checkpoint.novelty is not None else None)
     material = shows_material(shares)
     for i, (row, p, shown) in enumerate(zip(tile_rows, probs, material)):
-        row['Prediction'] = classes[p.argmax()]
         row['Material'] = bool(shown)
+        row['Prediction'] = classes[p.argmax()]
         if novelty is not None:
             row['Novelty'] = round(float(novelty[i]), 3)
     votes = vote_frames([r['Frame'] for r in tile_rows], probs, material=material,
@@ -316,8 +316,10 @@ def say_warnings(warnings):
 
 
 def write_table(rows, probs, classes, path):
+    """The rows, with Composition and State after Prediction and a probability per class."""
     table = pd.DataFrame(rows)
-    for position, (column, values) in enumerate(factor_columns(probs, classes).items(), 2):
+    after = table.columns.get_loc('Prediction') + 1
+    for position, (column, values) in enumerate(factor_columns(probs, classes).items(), after):
         table.insert(position, column, values)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     write_csv_atomic(add_probabilities(table, probs, classes), path)

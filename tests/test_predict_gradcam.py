@@ -65,6 +65,8 @@ def test_predict_tiles_whole_frames_without_labels(factored, tmp_path):
     assert len(per_frame) == 2
     assert list(per_frame.columns[:7]) == ['Frame', 'Prediction', 'Composition', 'State',
                                            'Confidence', 'Agreement', 'Tiles']
+    assert list(tiles.columns[:10]) == ['Frame', 'x', 'y', 'width', 'height', 'Material',
+                                        'Prediction', 'Composition', 'State', 'Novelty']
     # 160 x 120 frame, 16-row bar cut: 160 x 104 covered by 5 x 4 tiles of 32 px
     assert per_frame['Tiles'].tolist() == [20, 20] and len(tiles) == 40
     assert tiles['y'].max() + 32 == 104 and tiles['x'].max() + 32 == 160
