@@ -3,8 +3,8 @@
 loss_fn / optimize_fn / schedule_fn are the extension points: add a branch to support another
 loss, optimizer or schedule, and its name to LOSSES / OPTIMIZERS / SCHEDULERS.
 
-torch is imported where it is used: config.py reads the names below before any work starts,
-and `python train.py --help` should not wait for it.
+torch is imported where it is used: config.py reads the names below to check a config, and
+needs no torch for that.
 """
 import math
 

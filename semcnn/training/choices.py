@@ -1,7 +1,7 @@
-"""The values a config may choose, checked before any work starts and before torch loads, so
-that `--help` and a refused `--set` answer at once: input treatments, heads, session
-augmentation keys and model names (a torchvision or timm name is looked up in that library
-only when one is given)."""
+"""The values a config may choose, which config.py checks before any work starts without
+importing torch: input treatments, heads, session augmentation keys and model names (a
+torchvision or timm name is looked up in that library, seconds to import, only when one is
+given)."""
 from semcnn.files.errors import fail
 
 INTENSITY_TREATMENTS = ('none', 'equalize', 'standardize')
