@@ -364,8 +364,8 @@ def probe(model, cfg, train_set, train_loader, val_loader, device, ranks):
         for view in range(1, cfg['probe_views']):
             seed_epoch(train_loader, cfg['seed'], -view, ranks)   # apart from the epochs'
             yield train_loader
-    row = linear_probe(model, sample_batches(train_set, cfg), views(), val_loader, device, amp_dtype(cfg, device),
-                       cfg['label_smoothing'])
+    row = linear_probe(model, sample_batches(train_set, cfg), views(), val_loader, device,
+                       amp_dtype(cfg, device), cfg['label_smoothing'])
     seconds = time.perf_counter() - started
     return dict(epoch=0, **row, lr=0.0, seconds=round(seconds, 2), data_seconds=0.0,
                 train_img_per_s=round(row['probe_crops'] / seconds, 1))

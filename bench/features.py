@@ -6,11 +6,11 @@ it, at several input sizes, in one run on one device.
     python bench/features.py --sizes 160 --batch 128 --steps 20
 
 Rows: input sizes, channels-last as the lite0 recipes run. Columns: crops per second of the
-probe's features (the
-network's pooled last layer, what its head reads), of the novelty features (ImageNetFeatures:
-the pooled later stages too, equalized input), and the minutes one pass over the 15,360 training
-crops of bench/reproduce.py's split takes at that speed. Random crops: the speed does not depend
-on what they show. Time it alone: this machine's speed varies several-fold with load.
+probe's features (the network's pooled last layer, what its head reads), of the novelty
+features (ImageNetFeatures: the pooled later stages too, equalized input), and the minutes one
+pass over the 15,360 training crops of bench/reproduce.py's split takes at that speed. Random
+crops: the speed does not depend on what they show. Time it alone: this machine's speed varies
+several-fold with load.
 """
 import argparse
 import os

@@ -25,7 +25,7 @@ sys.path.insert(0, ROOT)
 
 from dataset import SEMDataset  # noqa: E402
 from semcnn.data.acquisition import blur  # noqa: E402
-from semcnn.evaluation.novelty import ImageNetFeatures  # noqa: E402
+from semcnn.evaluation.novelty import imagenet_features  # noqa: E402
 from semcnn.evaluation.shifts import every_nth  # noqa: E402
 from semcnn.files.errors import fail, run_main  # noqa: E402
 from semcnn.files.manifest import crop_name, frame_name, read_manifest  # noqa: E402
@@ -62,7 +62,7 @@ def features(eyes, split, per_class, size, batch, sigma=0.0):
 def one_size(data_dir, size, args, frame_of):
     from sklearn.linear_model import LogisticRegression
     started = time.perf_counter()
-    eyes = ImageNetFeatures().eval()
+    eyes = imagenet_features(torch.device('cpu'))   # built once, shared by the sizes
     splits = {s: SEMDataset(data_dir, s, input_size=size) for s in ('train', 'validate', 'test')}
     x_train, y_train, _ = features(eyes, splits['train'], args.per_class, size, args.batch)
     x_val, y_val, _ = features(eyes, splits['validate'], args.per_class // 2, size, args.batch)

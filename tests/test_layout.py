@@ -2,6 +2,8 @@
 everything else in the semcnn package, which imports none of them, with no import cycles."""
 import ast
 import os
+import subprocess
+import sys
 
 from conftest import ROOT
 
@@ -74,3 +76,15 @@ def test_every_module_says_its_job_in_its_docstring():
     for name, path in package_modules().items():
         doc = ast.get_docstring(ast.parse(open(path, encoding='utf-8').read()))
         assert doc and doc.strip(), f'{name} has no docstring'
+
+
+def test_config_checks_values_without_torch_or_the_model_libraries():
+    # a config read and checked costs no torch import (2 s on a 2-core machine); a torchvision
+    # or timm model name alone is looked up in its library
+    code = ('import sys, config; config.check_values(config.apply_overrides('
+            'config.get_config("x", "cpu30"), ["model=semnet"])); '
+            'print(sorted(m for m in ("torch", "torchvision", "timm", "sklearn", "matplotlib") '
+            'if m in sys.modules))')
+    proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == '[]'

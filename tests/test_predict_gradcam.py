@@ -98,9 +98,10 @@ def test_predict_makes_colour_frames_gray_for_a_gray_model(factored, tmp_path):
 def test_predict_explains_frames_it_cannot_use(factored, tmp_path):
     small = tmp_path / 'small.png'
     Image.fromarray(np.zeros((20, 20), np.uint8)).save(small)
-    assert_clean_error(call('predict.py', small, *RUNTIME, cwd=factored, check=False), 'none of the')
-    assert_clean_error(call('predict.py', tmp_path / 'missing', *RUNTIME, cwd=factored, check=False),
-                        'missing')
+    assert_clean_error(call('predict.py', small, *RUNTIME, cwd=factored, check=False),
+                       'none of the')
+    assert_clean_error(call('predict.py', tmp_path / 'missing', *RUNTIME, cwd=factored,
+                            check=False), 'missing')
 
 
 def test_gradcam_map_lies_where_the_evidence_is():

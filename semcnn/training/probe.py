@@ -90,8 +90,8 @@ def fit_head(head, train, val, decay, smoothing=0.0, steps=STEPS):
 def linear_probe(model, sample_batches, view_batches, val_batches, device, amp, smoothing=0.0):
     """Measure the BatchNorm statistics on `sample_batches`, then fit model.head on the frozen
     features of the training views (an iterable of batch iterables) and choose its L2 penalty
-    on the validation batches. Returns the history row of
-    this 'epoch 0': training and validation loss and accuracy, and the penalty chosen."""
+    on the validation batches. Returns the history row of this 'epoch 0': training and
+    validation loss and accuracy, and the penalty chosen."""
     adapt_statistics(model, sample_batches, device, amp)
     parts = [head_inputs(model, batches, device, amp, f'probe features, view {v + 1}')
              for v, batches in enumerate(view_batches)]
