@@ -7,8 +7,8 @@
 
 Each frame loses its data bar (found as aug_img.py finds it), and is cut into tiles the size of the
 run's training crops, evenly spaced to cover the frame; each tile is predicted (averaged over its 8
-flips/turns when the config sets tta). A tile of bare foil, a hole or off-specimen (under two
-thirds of it shows cathode material, semcnn/data/material.py) is predicted but left out of the
+flips/turns when the config sets tta). A tile of bare foil, a hole or off-specimen (under 65 %
+of it shows cathode material, semcnn/data/material.py) is predicted but left out of the
 vote, and so is a tile unlike the training material (its Novelty above 1: farther from the training
 crops, in the network's features, than 99 % of the validation crops; semcnn/evaluation/novelty.py):
 a frame's verdict is the mean probability of its other material tiles; a frame with too few
@@ -26,18 +26,24 @@ Each frame is held against what the checkpoint records of the training frames
 
 A colour frame given to a model trained on gray crops is converted to gray (luma), with a note.
 Writes to --out (default runs/<dataset>/<version>/predict/):
-- frames.csv: one row per frame: Frame, Prediction, Composition, State (when the class names read
-  <composition>[_<state>]; empty without a verdict), Confidence (the verdict's probability,
+- frames.csv: one row per frame (semcnn/evaluation/frame_table.py): Frame, Status (ok, warned:
+  a verdict with a warning, or no verdict), Prediction, Composition, State (when the class names
+  read <composition>[_<state>]; empty without a verdict), Confidence (the verdict's probability,
   calibrated: semcnn/evaluation/calibration.py), Agreement (share of its voting tiles whose own
-  prediction is the frame's), Tiles, Material tiles, Novelty (median over its material tiles; a
-  frame above the run's limit, at most 1, is unlike the training material), Scale um/px and Scale
-  from (the frame's own scale, and where it was found; empty when unknown), Warnings (why there is
-  no verdict, and each way the frame differs from the training frames; one line on the terminal
-  counts them), and the mean probability of each class over the voting tiles (material, not
-  novel);
+  prediction is the frame's), Tiles, Material tiles, Novel tiles, Novelty (median over its
+  material tiles; a frame above the run's limit, at most 1, is unlike the training material),
+  Scale um/px and Scale from (the frame's own scale, and where it was found; empty when
+  unknown), Warnings (why there is no verdict, and each way the frame differs from the training
+  frames; one line on the terminal counts them), and the mean probability of each class over
+  the voting tiles (material, not novel);
 - tiles.csv: one row per tile: Frame, x, y, width, height, Material, Prediction, Composition,
-  State (as in frames.csv), Novelty, probability per class.
-No labels are needed; unreadable files are skipped with a warning.
+  State (as in frames.csv), Novelty, probability per class;
+- summary.csv: frames per verdict and status (also printed);
+- overview.png: each frame as a thumbnail, its verdict, probability and status colour (green ok,
+  orange warned, grey no verdict); 48 frames a page, then overview_2.png, ...
+CSV files start with a byte-order mark, so that Excel reads non-ASCII frame names right.
+No labels are needed; a file that cannot be read or tiled gets a row without a verdict, its
+problem in Warnings.
 """
 import argparse
 import math
@@ -58,6 +64,8 @@ from semcnn.data.material import MaterialMap, shows_material
 from semcnn.evaluation.familiarity import frame_warnings, grey_statistics, warning_kind
 from semcnn.evaluation.novelty import (frame_limit_of, novelty_of, predict_with_features,
                                        space_of)
+from semcnn.evaluation.frame_table import frame_table, status_counts
+from semcnn.evaluation.overview import overview_pngs
 from semcnn.evaluation.scores import add_probabilities, factor_columns, vote_frames
 from semcnn.files.atomic import write_csv_atomic
 from semcnn.files.errors import fail, run_main
@@ -83,7 +91,7 @@ def get_args_parser():
                         f'{MIN_CONFIDENCE}: below an even chance of being right)')
     p.add_argument('--pixel-size', type=float, default=None, metavar='UM',
                    help="the frames' scale in micrometres per pixel (default: from each "
-                        "frame's TIFF tags or calibrated sidecar; README 'Scale')")
+                        "frame's TIFF tags or calibrated sidecar; docs/data.md 'Scale')")
     return p
 
 
@@ -213,11 +221,10 @@ def predict_frames(args, cfg, path, checkpoint, files, out):
     tile_rows, tile_probs, queued, frames, shares = [], [], [], [], []
     refused = []
     for item in tqdm(loader, desc='predict', unit='frame'):
-        if item.get('refused'):
+        if item['problem']:   # listed in frames.csv without a verdict, the problem its warning
+            if not item.get('refused'):
+                tqdm.write(f"warning: {item['path']}: {item['problem']}", file=sys.stderr)
             refused.append(item)
-            continue
-        if item['problem']:
-            tqdm.write(f"warning: skipping {item['path']}: {item['problem']}", file=sys.stderr)
             continue
         queued.append(item.pop('tiles'))   # the frame's other facts are kept, not its pixels
         frames.append(item)
@@ -256,32 +263,27 @@ def predict_frames(args, cfg, path, checkpoint, files, out):
         if judged and p.max() < args.min_confidence:
             found.append(f'uncertain: P {p.max():.2f} below --min-confidence '
                          f'{args.min_confidence:g}')
-    frame_rows = [{'Frame': f, 'Prediction': classes[p.argmax()] if judged else '',
-                   'Confidence': round(p.max(), 4) if judged else '',
-                   'Agreement': round(a, 4) if judged else '', 'Tiles': n,
-                   'Material tiles': m, 'Novelty': '' if np.isnan(v) else round(float(v), 3),
-                   **scale_columns(scales[f]), 'Warnings': '; '.join(w)}
-                  for f, p, a, n, m, v, judged, w in zip(
-                      votes.frames, votes.probs, votes.agreement, votes.tiles, votes.material,
-                      votes.novelty, votes.has_verdict, warnings)]
-    frame_rows += [{'Frame': r['path'], 'Prediction': '', 'Confidence': '', 'Agreement': '',
-                    'Tiles': 0,
-                    'Material tiles': 0, 'Novelty': '', **scale_columns(r['refused']),
-                    'Warnings': r['problem']}
-                   for r in refused]
-    warnings += [[r['problem']] for r in refused]
-    frame_probs = np.vstack([votes.probs, np.full((len(refused), len(classes)), np.nan)])
-    write_table(frame_rows, frame_probs, classes, os.path.join(out, 'frames.csv'))
+    extra = pd.DataFrame([scale_columns(scales[f]) for f in votes.frames],
+                         columns=list(scale_columns(None)))
+    table = frame_table(votes, classes, warnings, extra.to_dict('list'),
+                        [{'Frame': r['path'], 'Warnings': r['problem'],
+                          **scale_columns(r.get('refused'))} for r in refused])
+    os.makedirs(out, exist_ok=True)
+    write_csv_atomic(table, os.path.join(out, 'frames.csv'))
     write_table(tile_rows, probs, classes, os.path.join(out, 'tiles.csv'))
-    say_warnings(warnings)
-    print(f'{len(frame_rows)} frames ({len(tile_rows)} tiles) predicted -> {out}/frames.csv, '
-          f'{out}/tiles.csv')
+    counts = status_counts(table)
+    write_csv_atomic(counts, os.path.join(out, 'summary.csv'))
+    pages = overview_pngs(table, os.path.join(out, 'overview.png'))
+    say_warnings(warnings + [[r['problem']] for r in refused])
+    print(counts.to_string(index=False))
+    print(f'{len(table)} frames ({len(tile_rows)} tiles) predicted -> {out}/frames.csv, '
+          f"tiles.csv, summary.csv, {', '.join(os.path.basename(p) for p in pages)}")
 
 
 def scale_columns(scale):
-    """frames.csv's columns of a frame's Scale."""
-    return {'Scale um/px': f'{scale.um_per_px:.4g}' if scale.known else '',
-            'Scale from': scale.source}
+    """frames.csv's columns of a frame's Scale (None: their names)."""
+    return {'Scale um/px': f'{scale.um_per_px:.4g}' if scale and scale.known else '',
+            'Scale from': scale.source if scale else ''}
 
 
 def frame_warnings_of(frames, votes, checkpoint):
@@ -311,17 +313,17 @@ def say_warnings(warnings):
     flagged = sum(bool(found) for found in warnings)
     print(f'warning: {flagged} of {len(warnings)} frames have warnings ('
           + ', '.join(f'{kind}: {n}' for kind, n in kinds.most_common())
-          + ") -- see the Warnings column of frames.csv and README 'Reading frames.csv'",
+          + ") -- see the Warnings column of frames.csv and docs/prediction.md",
           file=sys.stderr)
 
 
 def write_table(rows, probs, classes, path):
-    """The rows, with Composition and State after Prediction and a probability per class."""
+    """tiles.csv: the rows, with Composition and State after Prediction and a probability per
+    class."""
     table = pd.DataFrame(rows)
     after = table.columns.get_loc('Prediction') + 1
     for position, (column, values) in enumerate(factor_columns(probs, classes).items(), after):
         table.insert(position, column, values)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     write_csv_atomic(add_probabilities(table, probs, classes), path)
 
 

@@ -17,8 +17,10 @@ are also scored as composition and as state.
 Writes to runs/<dataset>/<version>/:
 - predictions.csv: one row per test crop (Image Name, Prediction, Label, Result, Frame, Material,
   Novelty (> 1: unlike the training material), one probability column per class);
-  frame_predictions.csv: one row per source frame (Crops, Material crops, Novel crops,
-  Agreement, Warnings: why a frame has no verdict);
+  frame_predictions.csv: one row per source frame, the columns of predict.py's frames.csv
+  (semcnn/evaluation/frame_table.py: Status ok / warned / no verdict, Prediction, Confidence,
+  Label, Result, Agreement, Tiles (its test crops), Material tiles, Novel tiles, Novelty,
+  Warnings: why a frame has no verdict or is unusual);
 - results.json: accuracy, recall per class and confusion matrix per level (crops, frames,
   composition, state), the calibration error before and after the temperature ('calibration'),
   the novel crops ('novelty'); classification_report.json (scikit-learn's, also printed);
@@ -28,8 +30,9 @@ Writes to runs/<dataset>/<version>/:
   semcnn/evaluation/shifts.py (other grey-level curve, brightness, contrast, gamma, blur, noise,
   uneven illumination, JPEG), the accuracy of each next to the plain one in results.json
   ('shifts'), shifts.csv and the summary;
-- report.md: all of it in one file to read (settings, data, learning curve, scores, confusion
-  matrices, recall, most confused pairs with worst_crops.png, Grad-CAM examples in
+- report.md: all of it in one file to read (every setting, the code's commit and the package
+  versions, data, learning curve, scores, confusion matrices, recall, the frames it got wrong
+  or gave no verdict, novelty, most confused pairs with worst_crops.png, Grad-CAM examples in
   gradcam_examples.png, shifts, and the dataset's audit when audit.py was run).
 With --split validate everything goes to runs/<dataset>/<version>/validate/ instead.
 """
@@ -44,6 +47,7 @@ from dataset import SEMDataset
 from semcnn.data.loaders import make_loader
 from semcnn.data.material import shows_material
 from semcnn.evaluation.calibration import calibration_scores, reliability_png
+from semcnn.evaluation.frame_table import frame_table
 from semcnn.evaluation.novelty import features_of, frame_limit_of, novelty_of, space_of
 from semcnn.evaluation.plots import confusion_matrix_png
 from semcnn.evaluation.report import Scored, write_report
@@ -97,6 +101,7 @@ def sources_of(names, cfg, split):
 
 
 def write_tables(run_dir, names, frames, material, novelty_and_limit, probs, labels, classes):
+    """predictions.csv and frame_predictions.csv; the frames' table (None without frames)."""
     novelty, limit = novelty_and_limit
     pred = probs.argmax(1)
     table = pd.DataFrame({'Image Name': names, 'Prediction': [classes[i] for i in pred],
@@ -113,22 +118,11 @@ def write_tables(run_dir, names, frames, material, novelty_and_limit, probs, lab
                      os.path.join(run_dir, 'predictions.csv'))
     if frames is None:
         remove_stale(os.path.join(run_dir, 'frame_predictions.csv'))
-        return
+        return None
     votes = vote_frames(frames, probs, labels, material, novelty, limit)
-    verdict = votes.probs.argmax(1)
-    judged = votes.has_verdict
-    table = pd.DataFrame({
-        'Frame': votes.frames,
-        'Prediction': [classes[i] if ok else '' for i, ok in zip(verdict, judged)],
-        'Label': [classes[i] for i in votes.labels],
-        'Result': [bool(v == y) if ok else '' for v, y, ok in zip(verdict, votes.labels, judged)],
-        'Crops': votes.tiles, 'Material crops': votes.material, 'Novel crops': votes.novel,
-        'Agreement': votes.agreement.round(4),
-        'Warnings': ['; '.join(votes.warnings(i)) for i in range(len(votes.frames))]})
-    for column, values in factor_columns(votes.probs, classes).items():
-        table[column] = values
-    write_csv_atomic(add_probabilities(table, votes.probs, classes),
-                     os.path.join(run_dir, 'frame_predictions.csv'))
+    per_frame = frame_table(votes, classes, [votes.warnings(i) for i in range(len(votes.frames))])
+    write_csv_atomic(per_frame, os.path.join(run_dir, 'frame_predictions.csv'))
+    return per_frame
 
 
 def novelty_scores(novelty, material):
@@ -207,7 +201,8 @@ def score_test_split(cfg, path, checkpoint, run_root, args):
     else:
         remove_stale(os.path.join(run_dir, 'shifts.csv'))
 
-    write_tables(run_dir, names, frames, material, (novelty, limit), probs, labels, classes)
+    per_frame = write_tables(run_dir, names, frames, material, (novelty, limit), probs, labels,
+                             classes)
     from sklearn.metrics import classification_report   # here: --help need not wait for it
     ids = list(range(len(classes)))
     report_args = dict(labels=ids, target_names=classes, zero_division=0)
@@ -222,7 +217,7 @@ def score_test_split(cfg, path, checkpoint, run_root, args):
                      index=True)
     write_figures(run_dir, results, cfg['name'], args.split)
     write_report(run_dir, run_root, cfg, path, checkpoint, results,
-                 Scored(names, probs, labels, test_set, material), model, device)
+                 Scored(names, probs, labels, test_set, material, per_frame), model, device)
     if args.shifts:
         print(f'under acquisition shifts ({args.split} split, accuracy in %):')
         print('\n'.join('  ' + line for line in shift_summary(results['shifts'],

@@ -54,7 +54,7 @@ def test_predict_tiles_whole_frames_without_labels(factored, tmp_path):
     frames.mkdir()
     for i, cls in enumerate(CLASSES[:2]):
         src = factored / 'source' / cls / 'frame_000.png'
-        (frames / f'unlabelled {i}.png').write_bytes(src.read_bytes())
+        (frames / f'unlabelled µm {i}.png').write_bytes(src.read_bytes())   # non-ASCII
     (frames / 'notes.txt').write_text('sidecar, not an image')
     (frames / 'broken.jpg').write_bytes(b'not a jpeg')
     out = tmp_path / 'out'
@@ -62,9 +62,23 @@ def test_predict_tiles_whole_frames_without_labels(factored, tmp_path):
     assert 'broken.jpg' in proc.stderr and 'Traceback' not in proc.stderr
     per_frame = pd.read_csv(out / 'frames.csv', dtype=TEXT)
     tiles = pd.read_csv(out / 'tiles.csv', dtype=TEXT)
+    # every image file given gets a row: one that cannot be read, without a verdict
+    broken = per_frame[per_frame['Frame'].str.endswith('broken.jpg')]
+    assert broken['Status'].tolist() == ['no verdict'] and broken['Tiles'].tolist() == [0]
+    assert broken['Prediction'].isna().all() and broken['Warnings'].notna().all()
+    per_frame = per_frame.drop(broken.index)
     assert len(per_frame) == 2
-    assert list(per_frame.columns[:7]) == ['Frame', 'Prediction', 'Composition', 'State',
-                                           'Confidence', 'Agreement', 'Tiles']
+    assert list(per_frame.columns[:8]) == ['Frame', 'Status', 'Prediction', 'Composition',
+                                           'State', 'Confidence', 'Agreement', 'Tiles']
+    assert (out / 'frames.csv').read_bytes().startswith('\ufeff'.encode())   # Excel: UTF-8
+    assert per_frame['Frame'].str.contains('unlabelled µm').all()
+    # the status says what the Warnings column says
+    warned = per_frame['Warnings'].notna()
+    assert (per_frame['Status'] == np.where(warned, 'warned', 'ok')).all()
+    summary = pd.read_csv(out / 'summary.csv')
+    assert summary.iloc[-1]['Prediction'] == 'all' and summary.iloc[-1]['Frames'] == 3
+    assert summary.iloc[-1]['no verdict'] == 1
+    assert (out / 'overview.png').read_bytes()[:4] == b'\x89PNG'
     assert list(tiles.columns[:10]) == ['Frame', 'x', 'y', 'width', 'height', 'Material',
                                         'Prediction', 'Composition', 'State', 'Novelty']
     # 160 x 120 frame, 16-row bar cut: 160 x 104 covered by 5 x 4 tiles of 32 px

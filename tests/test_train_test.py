@@ -4,6 +4,7 @@ import os
 import shutil
 import urllib.error
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -59,9 +60,13 @@ def test_test_script_writes_one_row_per_test_crop(trained):
     frames = pd.read_csv(run_dir / 'frame_predictions.csv')
     test_rows = manifest[manifest['split'] == 'test']
     expected = (test_rows['class'] + '/' + test_rows['source'].map(os.path.basename)).value_counts()
-    assert dict(zip(frames['Frame'], frames['Crops'])) == expected.to_dict()
+    assert dict(zip(frames['Frame'], frames['Tiles'])) == expected.to_dict()
     assert frames['Agreement'].between(0, 1).all()
-    assert (frames['Material crops'] == frames['Crops']).all()
+    assert (frames['Material tiles'] == frames['Tiles']).all()
+    # the status says what the verdict and the warnings say
+    warned, judged = frames['Warnings'].notna(), frames['Prediction'].notna()
+    assert (frames['Status'] == np.where(~judged, 'no verdict',
+                                         np.where(warned, 'warned', 'ok'))).all()
     results = json.loads((run_dir / 'results.json').read_text())
     assert results['frames']['n'] == len(frames)
     assert results['frames']['accuracy'] == pytest.approx(frames['Result'].mean())

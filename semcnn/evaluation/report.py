@@ -1,19 +1,22 @@
 """report.md of a scored split: one file to read, with relative links to its figures.
 
-test.py writes it beside its other outputs: the settings and where the data came from, the
-learning curve, the scores (crops, frames, composition, state) with their confusion matrices,
-recall per class, the most confused pairs with a gallery of the worst crops, Grad-CAM of a few
-crops per class, and the results of the shifts (test.py --shifts) and of the shortcut audit
-(audit.py), when those were run. Figures it adds: worst_crops.png, gradcam_examples.png.
+test.py writes it beside its other outputs: every setting of the run, the code's commit and the
+package versions, where the data came from, the learning curve, the scores (crops, frames,
+composition, state) with their confusion matrices, recall per class, the frames it got wrong or
+gave no verdict, calibration, novelty, the most confused pairs with a gallery of the worst crops,
+Grad-CAM of a few crops per class, and the results of the shifts (test.py --shifts) and of the
+shortcut audit (audit.py), when those were run. Figures it adds: worst_crops.png,
+gradcam_examples.png.
 """
 import datetime
+import importlib.metadata
 import json
 import os
 import platform
+import subprocess
 from typing import NamedTuple
 
 import numpy as np
-import torch
 
 from semcnn.data.images import to_tensor, unit_range
 from semcnn.evaluation.gradcam import GradCAM
@@ -29,13 +32,15 @@ CAM_PER_CLASS = 2
 
 
 class Scored(NamedTuple):
-    """A scored split: crop names, class probabilities (N x K), labels, the SEMDataset, and
-    whether each crop shows cathode material (None when the manifest does not say)."""
+    """A scored split: crop names, class probabilities (N x K), labels, the SEMDataset,
+    whether each crop shows cathode material (None when the manifest does not say), and the
+    frames' table (frame_table.py; None without a manifest)."""
     names: list
     probs: np.ndarray
     labels: np.ndarray
     dataset: object
     material: np.ndarray = None
+    frames: object = None
 
     def title(self, i):
         """The end of crop i's file name: what tells it from the crops of other frames."""
@@ -43,10 +48,9 @@ class Scored(NamedTuple):
         return name if len(name) <= 30 else '…' + name[-29:]
 
 
-# The settings a reader of a paper needs to repeat the run, in this order.
-SETTINGS = ('model', 'pretrained', 'input_size', 'intensity', 'normalize', 'epochs',
-            'batch_size', 'optimizer', 'lr', 'weight_decay', 'scheduler', 'label_smoothing',
-            'augment', 'jitter', 'gamma', 'blur', 'illumination', 'noise', 'amp', 'seed', 'tta')
+# Shown above the settings table, not in it.
+NAMED = ('data_dir', 'name', 'dataset', 'version')
+PACKAGES = ('torch', 'torchvision', 'timm', 'numpy', 'scikit-learn', 'pillow')
 # The arguments of aug_img.py that decide what the crops are.
 CUT = ('path', 'size', 'pixel', 'test', 'ratio', 'block', 'crops', 'seed', 'bar', 'skip_bare',
        'format')
@@ -58,13 +62,16 @@ def write_report(report_dir, run_dir, cfg, path, checkpoint, results, scored, mo
     classes = results['crops']['classes']
     lines = [f"# {cfg['name']}: {results['split']} split", '',
              f"Written by test.py on {datetime.date.today().isoformat()}; "
-             f'{platform.node() or "this machine"}, torch {torch.__version__}, '
-             f'device {device}.', '']
+             f'{platform.node() or "this machine"}, device {device}; code {code_version()}; '
+             f'Python {platform.python_version()}, '
+             + ', '.join(f'{name} {package_version(name)}' for name in PACKAGES) + '.', '']
     lines += provenance(cfg, path, checkpoint, report_dir)
     lines += figure('Learning curve', os.path.join(run_dir, 'learning_curve.png'), report_dir)
     lines += scores(results, report_dir)
     lines += recall_table(results)
+    lines += frames_section(scored.frames)
     lines += calibration_section(results, checkpoint, report_dir)
+    lines += novelty_section(results, checkpoint, scored.frames)
     lines += confused_pairs(results['crops'], report_dir, scored)
     lines += gradcam_section(report_dir, scored, classes, cfg['input_size'], model, device)
     lines += shifts_section(results)
@@ -72,6 +79,82 @@ def write_report(report_dir, run_dir, cfg, path, checkpoint, results, scored, mo
     with atomic_path(os.path.join(report_dir, 'report.md')) as tmp:
         with open(tmp, 'w', encoding='utf-8') as f:
             f.write('\n'.join(lines) + '\n')
+
+
+def code_version():
+    """The git commit of this code ('+ changes' when the working tree differs from it), or why
+    it is unknown."""
+    here = os.path.dirname(os.path.abspath(__file__))   # the pipeline's own checkout
+    try:
+        commit = subprocess.run(['git', 'rev-parse', '--short=12', 'HEAD'], cwd=here,
+                                capture_output=True, text=True, timeout=10)
+        changed = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'],
+                                 cwd=here, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return 'commit unknown (git not found)'
+    if commit.returncode:
+        return 'commit unknown (not a git checkout)'
+    return f"commit {commit.stdout.strip()}{' + changes' if changed.stdout.strip() else ''}"
+
+
+def package_version(name):
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return 'not installed'
+
+
+WRONG_LISTED = 40   # frames listed at most; frame_predictions.csv has them all
+
+
+def frames_section(frames):
+    """The frames without a verdict, and those whose verdict is wrong: what a reader checks
+    first."""
+    if frames is None:
+        return []
+    lines = ['## Frames it got wrong or gave no verdict', '']
+    counts = frames['Status'].value_counts()
+    lines += [f"{len(frames)} frames: " + ', '.join(f'{counts.get(s, 0)} {s}'
+                                                    for s in ('ok', 'warned', 'no verdict'))
+              + ' (Status in `frame_predictions.csv`).', '']
+    wrong = frames[(frames['Status'] == 'no verdict') | (frames['Result'] == False)]  # noqa: E712
+    if wrong.empty:
+        return lines + ['Every frame got a verdict, and every verdict is right.', '']
+    rows = [(f"`{r['Frame']}`", r['Label'], r['Prediction'] or '–',
+             f"{float(r['Confidence']):.2f}" if r['Prediction'] else '–', r['Status'],
+             r['Warnings'] or '') for _, r in wrong.head(WRONG_LISTED).iterrows()]
+    more = len(wrong) - len(rows)
+    return lines + table(('frame', 'true', 'verdict', 'P', 'status', 'warnings'), rows) + (
+        [f'... and {more} more in `frame_predictions.csv`.', ''] if more > 0 else [])
+
+
+def novelty_section(results, checkpoint, frames):
+    """How the run tells a tile unlike its training material, and how many of this split's
+    crops and frames it flagged (semcnn/evaluation/novelty.py)."""
+    record, found = checkpoint.novelty, results.get('novelty')
+    lines = ['## Novelty: unlike the training material', '']
+    if record is None or found is None:
+        return lines + ['This checkpoint has no novelty record (trained before train.py fitted '
+                        'one): no tile is flagged. `python train.py --refit` fits it.', '']
+    space = ('the frozen ImageNet network' if record.get('space') == 'imagenet'
+             else "the network's own")
+    lines += [f"A crop is novel when its distance to the {record['k']}-th nearest of "
+              f"{len(record['bank'])} training crops, in the features of {space}, is beyond "
+              f"what {100 * record['quantile']:.0f} % of the validation crops stay within "
+              f"({100 * record.get('validation_flagged', 0):.2f} % of validation crops flagged). "
+              "A frame whose material crops' median novelty is above "
+              f"{record.get('frame_limit', 1.0):.2f} is warned of; above 1, it gets no "
+              'verdict.', '']
+    rows = [('crops flagged novel', f"{found['novel_crops']} of {results['crops']['n']}",
+             percent(found['share']))]
+    if frames is not None:
+        unusual = frames['Warnings'].str.contains('unusual material').sum()
+        refused = frames['Warnings'].str.contains('unlike the training material').sum()
+        rows += [('frames warned: unusual material', f'{unusual} of {len(frames)}',
+                  percent(unusual / len(frames))),
+                 ('frames without a verdict: novel', f'{refused} of {len(frames)}',
+                  percent(refused / len(frames)))]
+    return lines + table(('', 'count', 'share'), rows)
 
 
 def calibration_section(results, checkpoint, report_dir):
@@ -127,7 +210,7 @@ def provenance(cfg, path, checkpoint, report_dir):
     if history:
         rows.append(('epochs trained', f"{len(history)} of {cfg['epochs']}, "
                                        f"{sum(h['seconds'] for h in history) / 60:.1f} min"))
-    rows += [(key, f'`{cfg[key]}`') for key in SETTINGS if key in cfg]
+    rows += [(key, f'`{value}`') for key, value in cfg.items() if key not in NAMED]
     lines += table(('setting', 'value'), rows)
     try:
         with open(os.path.join(cfg['data_dir'], 'arguments.json'), encoding='utf-8') as f:

@@ -99,15 +99,20 @@ def remove_stale(path):
             held_open(path, e)
 
 
+# CSV files start with a byte-order mark: Excel then reads them as UTF-8 (a frame named
+# "Probe_µm.tif" stays so); pandas and csv.DictReader with encoding utf-8-sig skip it.
+CSV_ENCODING = 'utf-8-sig'
+
+
 def write_csv_atomic(frame, path, index=False):
     with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=index)
+        frame.to_csv(tmp, index=index, encoding=CSV_ENCODING)
 
 
 def write_rows_atomic(header, rows, path):
     """A CSV file from a header and row lists, with the csv module (no pandas import needed)."""
     with atomic_path(path) as tmp:
-        with open(tmp, 'w', newline='', encoding='utf-8') as f:
+        with open(tmp, 'w', newline='', encoding=CSV_ENCODING) as f:
             writer = csv.writer(f)
             writer.writerow(header)
             writer.writerows(rows)

@@ -12,6 +12,7 @@ columns; readers take what is there.
 import csv
 import os
 
+from semcnn.files.atomic import CSV_ENCODING
 from semcnn.files.sidecar import ACQUISITION_COLUMNS
 
 MANIFEST_COLUMNS = (['split', 'class', 'source', 'x', 'y', 'width', 'height', 'bar', 'file',
@@ -23,7 +24,7 @@ def read_manifest(data_dir):
     path = os.path.join(data_dir, 'manifest.csv')
     if not os.path.isfile(path):
         return None
-    with open(path, newline='', encoding='utf-8') as f:
+    with open(path, newline='', encoding=CSV_ENCODING) as f:
         return list(csv.DictReader(f))
 
 
