@@ -41,7 +41,8 @@ def get_args_parser():
     p.add_argument('--per-frame', type=int, default=6,
                    help='crops read per frame (evenly spaced over its crops; default 6)')
     p.add_argument('--folds', type=int, default=5, help='cross-validation folds (default 5)')
-    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--seed', type=int, default=0,
+                   help='seed of the folds and classifiers (default 0)')
     return p
 
 

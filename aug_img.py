@@ -19,7 +19,7 @@ Crops are cut at one physical scale. Each frame's scale (micrometres per pixel) 
 before cropping (more than 4 times off: left out), and frames of unknown scale are cut as they
 are. The terminal says which; the manifest records each crop's scale, and train.py keeps it.
 
-Crops without enough cathode material (under two thirds of the crop shows it, as
+Crops without enough cathode material (under 65 % of the crop shows it, as
 semcnn/data/material.py judges: bare current-collector foil, a hole, off-specimen) are counted per
 class on the terminal; they are label noise for training. `--skip-bare` cuts crops only where
 material shows, drawing other positions of the same frame in their place (a frame with none gives
@@ -70,9 +70,9 @@ def get_args_parser():
                    help="crop side in pixels; 'half' = half the frame's width and height "
                         "(default); 'full' = the whole frame without its data bar, one per "
                         "frame (size and --crops are then ignored)")
-    p.add_argument('-t', '--test', type=int, default=10, help='percent of frames for test')
+    p.add_argument('-t', '--test', type=int, default=10, help='percent of frames for test (default 10)')
     p.add_argument('-r', '--ratio', type=int, default=20,
-                   help='percent of the remaining frames for validation')
+                   help='percent of the remaining frames for validation (default 20)')
     p.add_argument('-n', '--name', default=None, help='dataset name (default size{size}_pixel{p})')
     p.add_argument('--seed', type=int, default=1345879,
                    help='which frames go to which split and where crops are cut; the same seed '
@@ -100,7 +100,7 @@ def get_args_parser():
                         '%(default)s here)')
     p.add_argument('--pixel-size', type=float, default=None, metavar='UM',
                    help="the frames' scale in micrometres per pixel (default: from each "
-                        "frame's TIFF tags or calibrated sidecar; README 'Scale')")
+                        "frame's TIFF tags or calibrated sidecar; docs/data.md 'Scale')")
     p.add_argument('--force', action='store_true', help='replace an existing dataset folder')
     return p
 
@@ -312,7 +312,7 @@ def plan_scales(tasks, args):
     target = common_scale(scales.values())
     if target is None:
         print('scale: unknown for every frame (no --pixel-size, TIFF pixel-size tag or '
-              "calibrated sidecar): crops are cut in pixels; README 'Scale'")
+              "calibrated sidecar): crops are cut in pixels; docs/data.md 'Scale'")
     kept, problems, unknown, resampled = [], [], set(), set()
     for task in tasks:
         scale = scales[task['file']]

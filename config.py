@@ -28,9 +28,10 @@ def gen_default(dataset, **changes):
     """The full set of keys with their defaults (the paper's settings); every key is listed here."""
     default = {
         'data_dir': os.path.join(DATA_ROOT, dataset),
-        'model': 'efficientnet_b7',     # semnet (semcnn/training/model.py) or a torchvision
-                                        # classification model
-        'pretrained': True,             # ImageNet weights from torchvision
+        'model': 'efficientnet_b7',     # semnet or semnet_s4 (semcnn/training/model.py), a
+                                        # torchvision classifier, or timm:<name> (timm's)
+        'pretrained': True,             # start from ImageNet weights (torchvision's; for
+                                        # timm:efficientnet_lite0 the installed package's)
         'weights_file': '',             # or a local file of those weights (offline machines)
         'input_size': 224,              # crops are resized to input_size x input_size
         'batch_size': 4,
@@ -105,12 +106,8 @@ _SCRATCH = {'pretrained': False, 'optimizer': 'adamw', 'weight_decay': 0.05,
             'scheduler': 'cosine', 'warmup_epochs': 0.5, 'label_smoothing': 0.1,
             'normalize': True, 'augment': True, 'jitter': 0.1, 'preload': True, 'tta': True,
             'channels_last': True, 'amp': 'auto', 'fused': True, 'eval_batch_size': 256}
-# At most 30 minutes on a 2-core CPU: the small semnet_s4 on 448 px crops scaled to 112 px.
-# In 8-minute trials, 448 px crops at 112 px matched 448 px crops at 224 px (89 % vs 88 %
-# validation) at less cost per crop, and beat 224 px crops at 112 px (87 %). Training was
-# still improving at the end (train and validation accuracy alike), so the time goes into steps:
-# semnet_s4 (stem stride 4) runs 2.2x the crops per second of semnet, 14 epochs instead of 7;
-# on seed 4's split that raised validation accuracy from 95.2 % to 96.7 %.
+# At most 30 minutes on a 2-core CPU: the small semnet_s4 on 448 px crops scaled to 112 px
+# (the trials behind these choices: RESULTS.md, "Trial notes").
 CPU30_LEGACY = {**_SCRATCH, 'model': 'semnet_s4', 'input_size': 112, 'batch_size': 64,
                 'epochs': 14, 'lr': 2e-3, 'warmup_epochs': 1.0, 'crop_pixels': 448}
 # At most 10 minutes on one H100/H200: ResNet-18 on 448 px crops scaled to 224 px.
@@ -125,8 +122,7 @@ GPU_LEGACY = {**_SCRATCH, 'model': 'resnet18', 'input_size': 224, 'batch_size': 
 # the other ways two sessions differ: defocus, uneven illumination or charging, and scan noise. The
 # amounts are at the network's input: 112 px is the 448 px crop at a quarter of its side, so blur
 # 1.0 there is a Gaussian of 4 pixels of the frame.
-# The legacy cpu30 took 13-14 minutes of its 30 on a quiet 2-core VM; the harder augmented task
-# gets 20 epochs instead of 14.
+# The harder augmented task gets 20 epochs instead of 14 (the legacy one took 13-14 minutes).
 SESSION_INVARIANT = {'intensity': 'equalize', 'blur': 1.0, 'illumination': 0.3, 'noise': 0.03}
 CPU30 = {**CPU30_LEGACY, **SESSION_INVARIANT, 'epochs': 20}
 # Candidates for a state that carries over to a composition never trained on (issue 20; the
@@ -135,28 +131,25 @@ CPU30 = {**CPU30_LEGACY, **SESSION_INVARIANT, 'epochs': 20}
 # changes the magnification by up to 15 %.
 CPU30_FACTORED = {**CPU30, 'head': 'factored'}
 CPU30_FACTORED_SHARP = {**CPU30_FACTORED, 'sharpen': 1.0, 'scale': 0.15}
-# On an H100 the legacy gpu recipe trained in 2 of its 10 minutes (117 s for 40 epochs): the
-# augmented task gets 80 epochs (not yet measured on a GPU; bench/reproduce.py --version gpu).
+# The legacy gpu recipe trained in 2 of its 10 minutes on an H100: the augmented task gets 80
+# epochs (not yet measured on a GPU; bench/reproduce.py --version gpu).
 # At 224 px the input is the crop at half its side: blur 2.0 there is 4 pixels of the frame.
 GPU = {**GPU_LEGACY, **SESSION_INVARIANT, 'blur': 2.0, 'epochs': 80, 'warmup_epochs': 4.0}
 
 # The paper's kind of network: an ImageNet-pretrained EfficientNet (Lite0, 4.7 M parameters; its
 # weights install with the requirements, semcnn/training/pretrained.py), on the session-invariant
-# input (each crop equalized) with session augmentation, 448 px crops at 160 px (in trials on a
-# sample of the frames, a frozen Lite0 told the classes apart far better at 160 px than at 112,
-# and at 224 it costs twice 160's time; the session amounts are cpu30's in pixels of the frame).
+# input (each crop equalized) with session augmentation, 448 px crops at 160 px (the session
+# amounts are cpu30's in pixels of the frame).
 # lite0_probe: the network frozen, a linear head fitted on its features of each training crop as
-# it is and once augmented (semcnn/training/probe.py). Measured: 12 minutes on a 2-core CPU (not
-# alone) and 77 % of test crops: the frozen features do not separate the classes (RESULTS.md).
+# it is and once augmented (semcnn/training/probe.py). 77 % of test crops (RESULTS.md): frozen
+# features do not separate the classes, nor ignore the session; a reference, not a recipe to use.
 LITE0_PROBE = {'model': 'timm:efficientnet_lite0', 'pretrained': True, 'intensity': 'equalize',
                'input_size': 160, 'crop_pixels': 448, 'augment': True, 'blur': 1.4,
                'illumination': 0.3, 'noise': 0.03, 'probe_views': 2, 'epochs': 0,
                'batch_size': 32, 'eval_batch_size': 128, 'preload': True,
                'channels_last': True, 'amp': 'auto'}
 # lite0: that probe (on the crops as they are), then the whole network fine-tuned (LP-FT), at
-# 112 px: at most 30 minutes on a 2-core CPU. A first trial at 160 px, lr 1e-4, 4 epochs was still
-# underfitting when stopped after 2 (validation 77.6 % after the probe, 81.6 %, 86.7 %; training
-# accuracy below validation): at 112 px a step costs half, so twice the epochs, at 5x the rate.
+# 112 px: at most 30 minutes on a 2-core CPU (half a 160 px step's cost: twice the epochs).
 LITE0 = {**LITE0_PROBE, 'probe_views': 1, 'input_size': 112, 'blur': 1.0, 'epochs': 8,
          'optimizer': 'adamw', 'lr': 5e-4, 'weight_decay': 0.05, 'scheduler': 'cosine',
          'warmup_epochs': 0.5, 'label_smoothing': 0.1, 'fused': True}

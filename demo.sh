@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole pipeline on SYNTHETIC SEM-like frames, on the CPU, in a few minutes:
+# The whole pipeline on SYNTHETIC SEM-like frames, in a few minutes (on the GPU when there is one):
 #   bash demo.sh
 # installs the requirements, draws 3 synthetic classes into demo_source/, cuts crops into
 # data/demo/, trains the `cpu` version into runs/demo/cpu/ and tests it there.

@@ -133,8 +133,10 @@ def one_seed(args, seed, out_dir):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--version', default='cpu30', help='config version (recipe) to run')
-    p.add_argument('--seeds', type=int, nargs='+', default=[1, 2, 3])
+    p.add_argument('--version', default='cpu30',
+                   help='config version (recipe) to run (default cpu30)')
+    p.add_argument('--seeds', type=int, nargs='+', default=[1, 2, 3],
+                   help='a split and training seed each (default 1 2 3)')
     p.add_argument('--source', default=os.path.join(ROOT, '..', 'shared', 'sem'),
                    help='folder of class folders of whole frames (12 NCM classes)')
     p.add_argument('--pixel', default=None,

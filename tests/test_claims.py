@@ -1,10 +1,11 @@
-"""The README's promises about honest evaluation, each tested by what the scripts do.
+"""The documented promises about honest evaluation (docs/changes.md), each tested by what the
+scripts do.
 
 A trap dataset makes a broken promise visible in the outputs: its validation labels are swapped
 (so validation accuracy is highest before the network has learned much, while training accuracy
 keeps rising) and its test crops are made much brighter than the training crops (so statistics
 taken from the wrong split cannot pass for the training split's). tests/CLAIMS.md lists which
-test guards each line of the README.
+test guards each documented promise.
 """
 import os
 import subprocess

@@ -1,4 +1,4 @@
-"""The layout the README's "Layout" section promises: commands and the card's files at the top,
+"""The layout docs/development.md's "Layout" section promises: commands and the card's files at the top,
 everything else in the semcnn package, which imports none of them, with no import cycles."""
 import ast
 import os

@@ -1,4 +1,4 @@
-"""aug_img.py's split rules, exactly as the README states them, on their boundaries.
+"""aug_img.py's split rules, exactly as docs/data.md states them, on their boundaries.
 
 -t % of each class's frames go to test and -r % of the rest to validation (each at least one
 frame, rounded half to even), the others to train; crop counts follow the same shares, or
@@ -48,7 +48,7 @@ def test_splits_that_leave_a_split_empty_are_refused(frames, test, ratio, words)
 
 
 @pytest.mark.parametrize('size, test, ratio, counts', [
-    (1000, 10, 20, (720, 180, 100)),   # the README's example
+    (1000, 10, 20, (720, 180, 100)),   # docs/data.md's example
     (100, 10, 20, (72, 18, 10)),
     (1920, 10, 20, (1382, 346, 192)),  # 20 % of 1728 is 345.6
     (3, 34, 50, (1, 1, 1)),            # the smallest size that gives each split a crop

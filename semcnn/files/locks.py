@@ -2,9 +2,11 @@
 
 Where fcntl exists (Linux, macOS) a folder's lock is flock on a file beside it: exclusive for a
 writer, shared for readers. Without it (Windows) the locks are filelock's kernel locks
-(LockFileEx), which the system also releases when the process ends, however it ends; they have
-no shared form, so each reader holds a lock of its own beside the folder's (see _kernel_locked).
-filelock's soft (marker-file) locks are never used: a killed run would leave a stale one.
+(LockFileEx), which the system also releases when the process ends, however it ends; filelock
+offers only their exclusive form (LockFileEx has a shared one), so each reader holds a lock of
+its own beside the folder's (see _kernel_locked). filelock's soft (marker-file) locks are never
+taken: a killed run would leave a stale one; where they are all filelock has, the scripts run
+without locks, with a warning.
 """
 import contextlib
 import errno
@@ -117,8 +119,8 @@ _readers_signed_in = itertools.count()
 
 @contextlib.contextmanager
 def _kernel_locked(folder, lock, exclusive):
-    """Without fcntl (Windows): the same rules from filelock's exclusive kernel lock (LockFileEx),
-    which has no shared form. A writer holds the lock of `folder` throughout, after checking
+    """Without fcntl (Windows): the same rules from filelock's exclusive kernel lock (LockFileEx;
+    filelock offers no shared form). A writer holds the lock of `folder` throughout, after checking
     that no reader holds a lock of its own in `lock`.readers/; a reader takes the folder's lock
     only to add its own there. The holder's name is in `lock`.holder, which another process can
     read while the lock is held (Windows keeps a locked file's first byte from other readers).
