@@ -18,6 +18,7 @@ import sys
 import config
 from conftest import ROOT, _script
 from semcnn.files.errors import UserError
+from semcnn.settings import parse_value
 
 README = os.path.join(ROOT, 'README.md')
 PAGES = [README, *sorted(glob.glob(os.path.join(ROOT, 'docs', '*.md')))]
@@ -139,7 +140,7 @@ def config_problems(text):
             problems.append(f'--set {key}: not a key of config.gen_default')
         elif value and not value.isupper() and value != '...':   # not a placeholder (N, PATH)
             try:
-                config.parse_value(key, value, KEYS[key])
+                parse_value(key, value, KEYS[key])
             except UserError:
                 problems.append(f'--set {key}={value}: not a value of that key')
     return problems
