@@ -60,7 +60,7 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(crops, tmp_path):
     cwd = sharing_data(tmp_path, crops)
     proc = start('train.py', *DETERMINISTIC, cwd=cwd)
     wait_for(lambda: epochs_in_history(cwd / RUN) >= 1, proc)
-    proc.send_signal(signal.SIGKILL)
+    proc.kill()   # SIGKILL; on Windows TerminateProcess
     proc.wait()
     killed_at = Checkpoint.load(str(cwd / RUN / 'last.pt')).epoch
     assert killed_at < 2, 'the run finished before it was killed'
@@ -82,7 +82,7 @@ def test_killed_aug_img_leaves_no_dataset_and_the_next_run_completes(tmp_path):
     data = tmp_path / 'data'
     wait_for(lambda: data.is_dir() and any('.partial-' in p.name for p in data.iterdir()), proc)
     time.sleep(0.3)                                      # crops are being written
-    proc.send_signal(signal.SIGKILL)
+    proc.kill()   # SIGKILL; on Windows TerminateProcess
     proc.wait()
     assert not (data / 'big').exists()                  # never taken for a finished dataset
     run('aug_img.py', 'source', 300, '-p', 64, '-n', 'big', cwd=tmp_path)
