@@ -146,13 +146,13 @@ class FrameTiles(Dataset):
         try:
             pixels, bar = cut_bar(read_image(path), self.bar)
         except UnreadableImage as e:
-            return {'path': path, 'problem': str(e)}
+            return {'path': path, 'problem': f'unreadable: {e}'}
         pixels = rescale_pixels(pixels, how.factor)
         if pixels.shape[0] < height or pixels.shape[1] < width:
             return {'path': path, 'problem': (
-                f'{pixels.shape[1]}x{pixels.shape[0]} pixels without its {bar}-row data bar '
-                f'(at the training scale), smaller than the {width}x{height} tiles the model was '
-                'trained on')}
+                f'too small: {pixels.shape[1]}x{pixels.shape[0]} pixels without its {bar}-row data '
+                f'bar (at the training scale), smaller than the {width}x{height} tiles the model '
+                'was trained on')}
         made_gray = self.channels == 1 and pixels.ndim == 3
         if made_gray:
             pixels = luma(pixels)
