@@ -142,7 +142,7 @@ class FrameTiles(Dataset):
         scale = frame_scale(path, self.pixel_size)
         how = plan(scale, self.um_per_px)
         if how.problem:   # listed in frames.csv without a verdict, the reason its warning
-            return {'path': path, 'problem': how.problem, 'refused': scale}
+            return {'path': path, 'problem': how.problem, 'scale': scale}
         try:
             pixels, bar = cut_bar(read_image(path), self.bar)
         except UnreadableImage as e:
@@ -219,12 +219,12 @@ def predict_frames(args, cfg, path, checkpoint, files, out):
 
     # tiles of several frames share a batch: a frame has only a few dozen
     tile_rows, tile_probs, queued, frames, shares = [], [], [], [], []
-    refused = []
+    untiled = []   # frames that cannot be read or tiled: listed without a verdict
     for item in tqdm(loader, desc='predict', unit='frame'):
-        if item['problem']:   # listed in frames.csv without a verdict, the problem its warning
-            if not item.get('refused'):
+        if item['problem']:
+            if 'scale' not in item:   # (the count of scale warnings says the others)
                 tqdm.write(f"warning: {item['path']}: {item['problem']}", file=sys.stderr)
-            refused.append(item)
+            untiled.append(item)
             continue
         queued.append(item.pop('tiles'))   # the frame's other facts are kept, not its pixels
         frames.append(item)
@@ -238,7 +238,7 @@ def predict_frames(args, cfg, path, checkpoint, files, out):
         tile_probs.append(probabilities(torch.cat(queued)))
     if not tile_rows:
         shown = ', '.join(files[:3]) + (', ...' if len(files) > 3 else '')
-        first = f" ({refused[0]['path']}: {refused[0]['problem']})" if refused else ''
+        first = f" ({untiled[0]['path']}: {untiled[0]['problem']})" if untiled else ''
         fail(f'none of the {len(files)} files could be predicted ({shown}); see the warnings '
              f'above{first}')
     made_gray = sum(f['made_gray'] for f in frames)
@@ -263,18 +263,18 @@ def predict_frames(args, cfg, path, checkpoint, files, out):
         if judged and p.max() < args.min_confidence:
             found.append(f'uncertain: P {p.max():.2f} below --min-confidence '
                          f'{args.min_confidence:g}')
-    extra = pd.DataFrame([scale_columns(scales[f]) for f in votes.frames],
-                         columns=list(scale_columns(None)))
-    table = frame_table(votes, classes, warnings, extra.to_dict('list'),
+    extra = {name: [scale_columns(scales[f])[name] for f in votes.frames]
+             for name in scale_columns(None)}
+    table = frame_table(votes, classes, warnings, extra,
                         [{'Frame': r['path'], 'Warnings': r['problem'],
-                          **scale_columns(r.get('refused'))} for r in refused])
+                          **scale_columns(r.get('scale'))} for r in untiled])
     os.makedirs(out, exist_ok=True)
     write_csv_atomic(table, os.path.join(out, 'frames.csv'))
     write_table(tile_rows, probs, classes, os.path.join(out, 'tiles.csv'))
     counts = status_counts(table)
     write_csv_atomic(counts, os.path.join(out, 'summary.csv'))
     pages = overview_pngs(table, os.path.join(out, 'overview.png'))
-    say_warnings(warnings + [[r['problem']] for r in refused])
+    say_warnings(warnings + [[r['problem']] for r in untiled])
     print(counts.to_string(index=False))
     print(f'{len(table)} frames ({len(tile_rows)} tiles) predicted -> {out}/frames.csv, '
           f"tiles.csv, summary.csv, {', '.join(os.path.basename(p) for p in pages)}")

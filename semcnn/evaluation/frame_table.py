@@ -19,23 +19,23 @@ def status(judged, warnings):
     return NO_VERDICT if not judged else WARNED if warnings else OK
 
 
-def frame_table(votes, classes, warnings, extra=None, refused=()):
+def frame_table(votes, classes, warnings, extra=None, untiled=()):
     """The DataFrame of the frames of FrameVotes `votes` (their `warnings`: one list per frame),
-    then the `refused` frames (dicts: Frame, Warnings, and the `extra` columns' values), which
+    then the `untiled` frames (dicts: Frame, Warnings, and the `extra` columns' values), which
     were never tiled. `extra`: more columns by name (one value per frame of `votes`), placed
     before Warnings. With labels, Label and Result (whether the verdict is right; empty
     without one) follow Confidence. Ends with the probability of each class."""
     judged = votes.has_verdict
-    probs = np.vstack([votes.probs, np.full((len(refused), len(classes)), np.nan)])
+    probs = np.vstack([votes.probs, np.full((len(untiled), len(classes)), np.nan)])
     verdict = np.nan_to_num(votes.probs).argmax(1)
-    every = [*judged, *[False] * len(refused)]
-    warnings = [*warnings, *[[r['Warnings']] for r in refused]]
-    none = [''] * len(refused)
+    every = [*judged, *[False] * len(untiled)]
+    warnings = [*warnings, *[[r['Warnings']] for r in untiled]]
+    none = [''] * len(untiled)
 
     def kept(values, ok=judged):   # a frame without a verdict: empty
         return [v if j else '' for v, j in zip(values, ok)] + none
 
-    columns = {'Frame': [*votes.frames, *[r['Frame'] for r in refused]],
+    columns = {'Frame': [*votes.frames, *[r['Frame'] for r in untiled]],
                'Status': [status(j, w) for j, w in zip(every, warnings)],
                'Prediction': kept([classes[i] for i in verdict]),
                **factor_columns(probs, classes),
@@ -45,12 +45,12 @@ def frame_table(votes, classes, warnings, extra=None, refused=()):
         columns['Result'] = kept(verdict == votes.labels)
     columns.update({
         'Agreement': kept(votes.agreement.round(4)),
-        'Tiles': [*votes.tiles, *[0] * len(refused)],
-        'Material tiles': [*votes.material, *[0] * len(refused)],
-        'Novel tiles': [*votes.novel, *[0] * len(refused)],
+        'Tiles': [*votes.tiles, *[0] * len(untiled)],
+        'Material tiles': [*votes.material, *[0] * len(untiled)],
+        'Novel tiles': [*votes.novel, *[0] * len(untiled)],
         'Novelty': kept(np.round(votes.novelty, 3), ~np.isnan(votes.novelty))})
     for name, values in (extra or {}).items():
-        columns[name] = [*values, *[r.get(name, '') for r in refused]]
+        columns[name] = [*values, *[r.get(name, '') for r in untiled]]
     columns['Warnings'] = ['; '.join(w) for w in warnings]
     return add_probabilities(pd.DataFrame(columns), probs, classes)
 
