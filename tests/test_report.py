@@ -4,6 +4,7 @@ import os
 import re
 
 import numpy as np
+import pandas as pd
 
 from conftest import RUNTIME, call
 
@@ -62,6 +63,18 @@ def test_report_holds_the_runs_results_and_links_its_figures(trained):
         f"{100 * ece['ece_uncalibrated']:.2f} %", f"{100 * ece['ece']:.2f} %"]
     assert 'validation crops (where T was fitted)' in calibration
     assert f"T = {ece['temperature']:.2f}" in text and 'reliability.png' in links
+    # every setting (those a recipe changes beyond the paper's too), the code and packages
+    assert {'head', 'warmup_epochs', 'sharpen', 'scale', 'crop_pixels'} <= set(settings)
+    assert 'code commit ' in text.splitlines()[2] and 'torch ' in text.splitlines()[2]
+    # the frames it got wrong or gave no verdict: those of frame_predictions.csv
+    frames = pd.read_csv(run_dir / 'frame_predictions.csv', keep_default_na=False, dtype=str)
+    listed = table_rows(text, 'Frames it got wrong or gave no verdict')
+    wrong = (frames['Status'] == 'no verdict') | (frames['Result'] == 'False')
+    assert wrong.any(), 'a one-epoch run on synthetic frames gets some frames wrong'
+    assert {row[0].strip('`') for row in listed} == set(frames.loc[wrong, 'Frame'])
+    # novelty: the share of crops results.json counts as novel
+    novel = {row[0]: row for row in table_rows(text, 'Novelty: unlike the training material')}
+    assert novel['crops flagged novel'][2] == f"{100 * results['novelty']['share']:.2f} %"
 
 
 def test_validation_report_links_the_runs_learning_curve(trained):
