@@ -146,10 +146,10 @@ class FrameTiles(Dataset):
         try:
             pixels, bar = cut_bar(read_image(path), self.bar)
         except UnreadableImage as e:
-            return {'path': path, 'problem': f'unreadable: {e}'}
+            return {'path': path, 'problem': f'unreadable: {e}', 'scale': scale}
         pixels = rescale_pixels(pixels, how.factor)
         if pixels.shape[0] < height or pixels.shape[1] < width:
-            return {'path': path, 'problem': (
+            return {'path': path, 'scale': scale, 'problem': (
                 f'too small: {pixels.shape[1]}x{pixels.shape[0]} pixels without its {bar}-row data '
                 f'bar (at the training scale), smaller than the {width}x{height} tiles the model '
                 'was trained on')}
@@ -222,8 +222,7 @@ def predict_frames(args, cfg, path, checkpoint, files, out):
     untiled = []   # frames that cannot be read or tiled: listed without a verdict
     for item in tqdm(loader, desc='predict', unit='frame'):
         if item['problem']:
-            if 'scale' not in item:   # (the count of scale warnings says the others)
-                tqdm.write(f"warning: {item['path']}: {item['problem']}", file=sys.stderr)
+            tqdm.write(f"warning: {item['path']}: {item['problem']}", file=sys.stderr)
             untiled.append(item)
             continue
         queued.append(item.pop('tiles'))   # the frame's other facts are kept, not its pixels
@@ -267,7 +266,7 @@ def predict_frames(args, cfg, path, checkpoint, files, out):
              for name in scale_columns(None)}
     table = frame_table(votes, classes, warnings, extra,
                         [{'Frame': r['path'], 'Warnings': r['problem'],
-                          **scale_columns(r.get('scale'))} for r in untiled])
+                          **scale_columns(r['scale'])} for r in untiled])
     os.makedirs(out, exist_ok=True)
     write_csv_atomic(table, os.path.join(out, 'frames.csv'))
     write_table(tile_rows, probs, classes, os.path.join(out, 'tiles.csv'))

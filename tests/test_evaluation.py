@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from semcnn.data.material import shows_material, tiles_needed
+from semcnn.evaluation.frame_table import frame_table
 from semcnn.evaluation.scores import (class_factors, evaluate_split, factor_columns,
                                       read_crop_sources, vote_frames)
 
@@ -131,3 +132,25 @@ def test_composition_and_state_columns_sum_classes_and_stay_blank_without_a_verd
     assert factor_columns(probs, classes) == {'Composition': ['811', ''],
                                               'State': ['pristine', '']}
     assert factor_columns(probs, ['a', 'b', 'c', 'd']) == {}
+
+
+def test_the_frame_table_gives_each_frame_its_status_and_its_own_row():
+    # frame a: right; b: too few material tiles (no verdict); c: right but unusual (warned);
+    # then a file that was never tiled
+    frames = ['a', 'a', 'b', 'b', 'c', 'c']
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.5, 0.5], [0.3, 0.7], [0.2, 0.8]])
+    votes = vote_frames(frames, probs, labels=np.array([0, 0, 1, 1, 1, 1]),
+                        material=[True, True, False, False, True, True],
+                        novelty=np.array([0.2, 0.3, 0.1, 0.1, 0.95, 0.9]), frame_limit=0.8)
+    warnings = [votes.warnings(i) for i in range(len(votes.frames))]
+    table = frame_table(votes, ['x', 'y'], warnings, {'Scale from': ['tag', 'tag', 'tag']},
+                        [{'Frame': 'broken.jpg', 'Warnings': 'unreadable: not an image',
+                          'Scale from': 'unknown'}])
+    assert table['Frame'].tolist() == ['a', 'b', 'c', 'broken.jpg']
+    assert table['Status'].tolist() == ['ok', 'no verdict', 'warned', 'no verdict']
+    assert table['Prediction'].tolist() == ['x', '', 'y', '']
+    assert table['Label'].tolist() == ['x', 'y', 'y', ''] and table['Result'].tolist()[1:] == [
+        '', True, '']
+    assert table['Scale from'].tolist() == ['tag', 'tag', 'tag', 'unknown']
+    assert table['Tiles'].tolist() == [2, 2, 2, 0] and np.isnan(table['P(x)'].iloc[3])
+    assert list(table.columns[-3:]) == ['Warnings', 'P(x)', 'P(y)']

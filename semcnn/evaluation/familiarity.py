@@ -100,10 +100,13 @@ def frame_warnings(familiar, settings, grey):
 
 
 def warning_kind(warning):
-    """The kind of a warning for the terminal's count: its words before the first number."""
+    """The kind of a warning for the terminal's count: its words up to the first colon or
+    before the first number (not a file name or a decoder's message)."""
     words = []
     for word in warning.split():
         if any(c.isdigit() for c in word):
             break
         words.append(word)
+        if word.endswith(':'):
+            break
     return ' '.join(words).rstrip(':') or warning

@@ -41,7 +41,7 @@ def frame_table(votes, classes, warnings, extra=None, untiled=()):
                **factor_columns(probs, classes),
                'Confidence': kept(np.nan_to_num(votes.probs).max(1).round(4))}
     if votes.labels is not None:
-        columns['Label'] = [classes[i] for i in votes.labels]
+        columns['Label'] = [classes[i] for i in votes.labels] + none
         columns['Result'] = kept(verdict == votes.labels)
     columns.update({
         'Agreement': kept(votes.agreement.round(4)),
