@@ -70,7 +70,8 @@ def get_args_parser():
                    help="crop side in pixels; 'half' = half the frame's width and height "
                         "(default); 'full' = the whole frame without its data bar, one per "
                         "frame (size and --crops are then ignored)")
-    p.add_argument('-t', '--test', type=int, default=10, help='percent of frames for test (default 10)')
+    p.add_argument('-t', '--test', type=int, default=10,
+                   help='percent of frames for test (default 10)')
     p.add_argument('-r', '--ratio', type=int, default=20,
                    help='percent of the remaining frames for validation (default 20)')
     p.add_argument('-n', '--name', default=None, help='dataset name (default size{size}_pixel{p})')

@@ -65,7 +65,7 @@ from semcnn.evaluation.familiarity import frame_warnings, grey_statistics, warni
 from semcnn.evaluation.novelty import (frame_limit_of, novelty_of, predict_with_features,
                                        space_of)
 from semcnn.evaluation.frame_table import frame_table, status_counts
-from semcnn.evaluation.overview import overview_pngs
+from semcnn.evaluation.overview import overview_pngs, thumbnail
 from semcnn.evaluation.scores import add_probabilities, factor_columns, vote_frames
 from semcnn.files.atomic import write_csv_atomic
 from semcnn.files.errors import fail, run_main
@@ -126,7 +126,8 @@ class FrameTiles(Dataset):
     of each tile that shows cathode material), grey (median grey-level mean and std of its
     material tiles; None without any), settings (the sidecar's acquisition settings), scale (the
     frame's Scale), scale_warning (or None), made_gray (a colour frame made gray for a model
-    trained on gray crops)."""
+    trained on gray crops), thumbnail (the frame without its bar, small, for the overview; None
+    when it cannot be read)."""
 
     def __init__(self, files, tile, input_size, bar, channels, um_per_px, pixel_size):
         self.files, self.tile, self.input_size = files, tile, input_size
@@ -141,18 +142,20 @@ class FrameTiles(Dataset):
         width, height = self.tile
         scale = frame_scale(path, self.pixel_size)
         how = plan(scale, self.um_per_px)
-        if how.problem:   # listed in frames.csv without a verdict, the reason its warning
-            return {'path': path, 'problem': how.problem, 'scale': scale}
         try:
             pixels, bar = cut_bar(read_image(path), self.bar)
         except UnreadableImage as e:
-            return {'path': path, 'problem': f'unreadable: {e}', 'scale': scale}
+            return {'path': path, 'problem': f'unreadable: {e}', 'scale': scale,
+                    'thumbnail': None}
+        small = thumbnail(pixels)
+        if how.problem:   # listed in frames.csv without a verdict, the reason its warning
+            return {'path': path, 'problem': how.problem, 'scale': scale, 'thumbnail': small}
         pixels = rescale_pixels(pixels, how.factor)
         if pixels.shape[0] < height or pixels.shape[1] < width:
-            return {'path': path, 'scale': scale, 'problem': (
-                f'too small: {pixels.shape[1]}x{pixels.shape[0]} pixels without its {bar}-row data '
-                f'bar (at the training scale), smaller than the {width}x{height} tiles the model '
-                'was trained on')}
+            return {'path': path, 'scale': scale, 'thumbnail': small, 'problem': (
+                f'too small: {pixels.shape[1]}x{pixels.shape[0]} pixels without its {bar}-row '
+                f'data bar (at the training scale), smaller than the {width}x{height} tiles the '
+                'model was trained on')}
         made_gray = self.channels == 1 and pixels.ndim == 3
         if made_gray:
             pixels = luma(pixels)
@@ -169,7 +172,8 @@ class FrameTiles(Dataset):
         return {'path': path, 'problem': None, 'made_gray': made_gray,
                 'tiles': torch.stack([to_tensor(c, self.input_size) for c in crops]),
                 'corners': corners, 'material': material.tolist(), 'grey': grey,
-                'settings': settings, 'scale': scale, 'scale_warning': how.warning}
+                'settings': settings, 'scale': scale, 'scale_warning': how.warning,
+                'thumbnail': small}
 
 
 def luma(pixels):
@@ -272,7 +276,8 @@ def predict_frames(args, cfg, path, checkpoint, files, out):
     write_table(tile_rows, probs, classes, os.path.join(out, 'tiles.csv'))
     counts = status_counts(table)
     write_csv_atomic(counts, os.path.join(out, 'summary.csv'))
-    pages = overview_pngs(table, os.path.join(out, 'overview.png'))
+    thumbnails = {f['path']: f['thumbnail'] for f in frames + untiled}
+    pages = overview_pngs(table, thumbnails, os.path.join(out, 'overview.png'))
     say_warnings(warnings + [[r['problem']] for r in untiled])
     print(counts.to_string(index=False))
     print(f'{len(table)} frames ({len(tile_rows)} tiles) predicted -> {out}/frames.csv, '

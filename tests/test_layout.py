@@ -1,5 +1,6 @@
-"""The layout docs/development.md's "Layout" section promises: commands and the card's files at the top,
-everything else in the semcnn package, which imports none of them, with no import cycles."""
+"""The layout docs/development.md's "Layout" section promises: commands and the card's files at
+the top, everything else in the semcnn package, which imports none of them, with no import
+cycles."""
 import ast
 import os
 import subprocess

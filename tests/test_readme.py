@@ -172,7 +172,8 @@ def link_problems(text, page):
         if not os.path.exists(path):
             problems.append(f'link {target}: no file {os.path.relpath(path, ROOT)}')
         elif anchor and path.endswith('.md') and anchor not in anchors(path):
-            problems.append(f'link {target}: no heading #{anchor} in {os.path.relpath(path, ROOT)}')
+            where = os.path.relpath(path, ROOT)
+            problems.append(f'link {target}: no heading #{anchor} in {where}')
     return problems
 
 

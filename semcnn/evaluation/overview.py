@@ -5,24 +5,23 @@ import glob
 import os
 import re
 
+import numpy as np
+
 from semcnn.evaluation.frame_table import NO_VERDICT, OK, WARNED
 from semcnn.evaluation.plots import pyplot
 from semcnn.files.atomic import remove_stale, save_figure_atomic
-from semcnn.files.frames import UnreadableImage, read_image, unit_scale
+from semcnn.files.frames import unit_scale
 
 PER_PAGE, COLUMNS = 48, 8
 THUMBNAIL = 320   # px, the longer side
 COLOURS = {OK: '#2e7d32', WARNED: '#ef6c00', NO_VERDICT: '#757575'}
 
 
-def thumbnail(path):
-    """The frame in [0, 1], its longer side at most THUMBNAIL px (None if it cannot be read)."""
-    try:
-        pixels = unit_scale(read_image(path))
-    except UnreadableImage:
-        return None
+def thumbnail(pixels):
+    """Pixels as read_image gives them, in [0, 1], the longer side at most THUMBNAIL px: what
+    predict.py keeps of a frame it has read, for the overview."""
     step = max(1, -(-max(pixels.shape[:2]) // THUMBNAIL))
-    return pixels[::step, ::step]
+    return unit_scale(pixels[::step, ::step])
 
 
 def caption(row):
@@ -39,9 +38,10 @@ def page_path(path, page):
     return path if page == 1 else f'{stem}_{page}{ext}'
 
 
-def overview_pngs(table, path):
-    """Draw the frames of `table` (frame_table()'s rows) into page_path(path, 1..); remove
-    pages an earlier, longer run left behind. Returns the paths written."""
+def overview_pngs(table, thumbnails, path):
+    """Draw the frames of `table` (frame_table()'s rows), each from thumbnails[frame] (None: a
+    frame that could not be read, an empty cell), into page_path(path, 1..); remove pages an
+    earlier, longer run left behind. Returns the paths written."""
     plt = pyplot()
     rows = table.to_dict('records')
     pages = [rows[i:i + PER_PAGE] for i in range(0, len(rows), PER_PAGE)]
@@ -54,7 +54,8 @@ def overview_pngs(table, path):
         for ax in axes.flat:
             ax.axis('off')
         for ax, row in zip(axes.flat, page):
-            image = thumbnail(row['Frame'])
+            image = thumbnails.get(row['Frame'])   # (the loader may have made it a tensor)
+            image = None if image is None else np.asarray(image)
             colour = COLOURS[row['Status']]
             if image is not None:
                 ax.imshow(image, cmap=None if image.ndim == 3 else 'gray', vmin=0, vmax=1)
