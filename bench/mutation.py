@@ -54,7 +54,7 @@ SCOPE = {
          'tests/test_aug_img.py::test_two_unreadable_frames_of_one_split_lose_no_crop',
          'tests/test_claims.py::test_t_and_r_split_frames_as_they_split_crops']),
     'training': (
-        {'train.py': ['check_resumable', 're:improved = |best_acc = max|per_split = |'
+        {'engine.py': ['check_resumable', 're:improved = |best_acc = max|per_split = |'
                                          'channel_stats\\(train_set\\)|'
                                          'resume.classes != classes|start >= cfg']},
         ['tests/test_claims.py::test_best_checkpoint_is_the_validation_peak_not_the_training_peak',

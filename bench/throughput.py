@@ -34,7 +34,7 @@ sys.path.insert(0, ROOT)
 
 from config import apply_overrides, check_values, get_config  # noqa: E402
 from dataset import training_split  # noqa: E402
-from train import build_training, train_one_epoch, train_step  # noqa: E402
+from engine import build_training, train_one_epoch, train_step  # noqa: E402
 from semcnn.data.loaders import PreloadedBatches, make_loader, seed_epoch  # noqa: E402
 from semcnn.files.atomic import write_csv_atomic  # noqa: E402
 from semcnn.files.errors import fail, run_main  # noqa: E402

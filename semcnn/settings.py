@@ -17,6 +17,9 @@ AMP_MODES = ('none', 'auto', 'bf16', 'fp16')
 RUNTIME_KEYS = ('device', 'eval_batch_size', 'tta', 'num_workers')
 
 
+KIND_NAMES = {int: 'a whole number', float: 'a number', bool: 'true or false'}
+
+
 def parse_value(key, text, default):
     """`text` converted to the type of `default`, or a clear error."""
     kind = type(default)
@@ -31,7 +34,8 @@ def parse_value(key, text, default):
             return kind(text)
         except ValueError:
             pass
-    fail(f'--set {key}={text}: {key} takes a {kind.__name__} (default {default!r})')
+    fail(f'--set {key}={text}: {key} takes {KIND_NAMES.get(kind, kind.__name__)} '
+         f'(default {default!r})')
 
 
 def apply_overrides(cfg, assignments):

@@ -15,7 +15,7 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from train import build_training, evaluate, train_one_epoch  # noqa: E402
+from engine import build_training, evaluate, train_one_epoch  # noqa: E402
 from semcnn.data.augment import Augment  # noqa: E402
 from semcnn.data.loaders import PreloadedBatches, seed_epoch  # noqa: E402
 from semcnn.training import distributed  # noqa: E402

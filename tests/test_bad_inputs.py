@@ -219,7 +219,7 @@ RUN_CASES = [
     ('unknown version', 'train.py', same, ['--version', 'fastest'], ['fastest', 'cpu30']),
     ('unknown --set key', 'train.py', same, ['--set', 'epoch=3'], ["'epoch'", 'epochs']),
     ('value of the wrong type', 'train.py', same, ['--set', 'epochs=ten'],
-     ['epochs=ten', 'int']),
+     ['epochs=ten', 'whole number']),
     ('checkpoint of other classes', 'test.py', other_classes, [], ['synthZ', 'classes']),
     ('a setting the trained run fixes', 'test.py', other_model, [],
      ['model=resnet34', 'fixed by the trained run']),

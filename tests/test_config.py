@@ -57,9 +57,9 @@ def test_overrides_are_type_checked():
 
 
 @pytest.mark.parametrize('item, words', [
-    ('epochs=ten', ['epochs', 'int']),
-    ('lr=fast', ['lr', 'float']),
-    ('pretrained=maybe', ['pretrained', 'bool']),
+    ('epochs=ten', ['epochs', 'a whole number']),
+    ('lr=fast', ['lr', 'a number']),
+    ('pretrained=maybe', ['pretrained', 'true or false']),
     ('learning_rate=1', ['learning_rate', 'known keys', 'lr']),
     ('epochs', ['key=value']),
 ])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import ROOT, TINY, call, cut_example, run, sharing_data
-from train import build_training, train_step
+from engine import build_training, train_step
 from semcnn.training.device import amp_dtype, autocast
 from semcnn.training.inference import predict_batch
 from semcnn.training.model import build_model

@@ -15,7 +15,7 @@ import torch
 from conftest import (ROOT, RUNTIME, TINY, assert_clean_error, call, cut_example, run,
                       sharing_data, windows_env)
 from synthetic_sem import write_source
-from train import Training, train_one_epoch
+from engine import Training, train_one_epoch
 from semcnn.files.errors import UserError
 from semcnn.files import locks
 from semcnn.files.locks import exclusive, reading
