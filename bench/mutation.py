@@ -54,15 +54,17 @@ SCOPE = {
          'tests/test_aug_img.py::test_two_unreadable_frames_of_one_split_lose_no_crop',
          'tests/test_claims.py::test_t_and_r_split_frames_as_they_split_crops']),
     'training': (
-        {'engine.py': ['check_resumable', 're:improved = |best_acc = max|per_split = |'
-                                         'channel_stats\\(train_set\\)|'
-                                         'resume.classes != classes|start >= cfg']},
+        {'engine.py': ['check_resumable', 'check_same_data',
+                       're:improved = |best_acc = max|per_split = |channel_stats\\(train_set\\)|'
+                       'start >= cfg']},
         ['tests/test_claims.py::test_best_checkpoint_is_the_validation_peak_not_the_training_peak',
          'tests/test_claims.py::test_normalisation_comes_from_the_training_split_only',
          'tests/test_claims.py::test_test_split_is_scored_with_the_training_normalisation',
          'tests/test_claims.py::test_without_normalisation_the_model_sees_the_crops_as_they_are',
          'tests/test_train_test.py::test_checkpoint_round_trip_keeps_weights_and_normalisation',
-         'tests/test_train_test.py::test_resume_continues_and_existing_run_is_protected']),
+         'tests/test_train_test.py::test_resume_continues_and_existing_run_is_protected',
+         'tests/test_calibration.py::'
+         'test_refit_gives_an_older_run_its_temperature_and_novelty_record_again']),
     'normalisation': (
         {'semcnn/data/loaders.py': ['channel_stats'],
          'semcnn/training/model.py': ['SEMClassifier.treat']},
