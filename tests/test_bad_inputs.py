@@ -8,14 +8,17 @@
 Never a traceback; never anything half-written (no temporary or partial file left, no dataset
 or run folder created by a refused command).
 """
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from conftest import RUNTIME, TINY, assert_clean_error, call, run
+from conftest import ROOT, RUNTIME, TINY, assert_clean_error, call, run
 from synthetic_sem import write_source
 
 AUG = ['source', 60, '-p', 32, '-n', 'ds']
@@ -272,3 +275,27 @@ def test_a_bad_value_stops_before_any_data_is_read(tmp_path, setting, words):
     proc = call('train.py', '--version', 'cpu30', '--set', setting, cwd=tmp_path, check=False)
     assert_clean_error(proc, *words)
     assert not (tmp_path / 'runs').exists()
+
+
+# python train.py ARGS as a user types it, then whether torch was loaded by the time it stopped
+TRAIN_THEN_TORCH = """import runpy, sys
+sys.path.insert(0, {root!r})
+sys.argv = ['train.py', *sys.argv[1:]]
+try:
+    runpy.run_path({script!r}, run_name='__main__')
+finally:
+    print('torch loaded:', 'torch' in sys.modules)
+"""
+
+
+@pytest.mark.parametrize('args, status', [(['--help'], 0), (['--set', 'epochs=ten'], 2),
+                                          (['--set', 'optimizer=adamx'], 2)],
+                         ids=['help', 'wrong type', 'no such choice'])
+def test_train_answers_help_and_a_bad_value_before_torch_loads(tmp_path, args, status):
+    # loading torch takes about 2 s on a 2-core machine (bench/startup.py times the commands)
+    code = TRAIN_THEN_TORCH.format(root=ROOT, script=os.path.join(ROOT, 'train.py'))
+    proc = subprocess.run([sys.executable, '-c', code, *args], cwd=tmp_path, text=True,
+                          capture_output=True)
+    assert proc.returncode == status, proc.stderr[-2000:]
+    assert 'torch loaded: False' in proc.stdout
+    assert ('usage:' in proc.stdout) if status == 0 else ('error:' in proc.stderr)
