@@ -134,6 +134,24 @@ def test_composition_and_state_columns_sum_classes_and_stay_blank_without_a_verd
     assert factor_columns(probs, ['a', 'b', 'c', 'd']) == {}
 
 
+def test_novel_tiles_do_not_vote_and_a_frame_of_mostly_novel_material_gets_no_verdict():
+    # novelty above 1 is unlike the training material; exactly 1 is the threshold and still votes
+    frames = ['a'] * 4 + ['b'] * 3 + ['c'] * 3
+    probs = np.array([[0.9, 0.1], [0.7, 0.3], [0.0, 1.0], [0.8, 0.2],
+                      [0.6, 0.4], [0.6, 0.4], [0.6, 0.4],
+                      [0.3, 0.7], [0.1, 0.9], [0.2, 0.8]])
+    novelty = np.array([0.5, 1.0, 1.5, 0.2,      # a: the third tile (1.5) is left out
+                        1.5, 1.2, 0.3,           # b: median 1.2, most of it novel
+                        0.4, 1.0, 1.0])          # c: median exactly 1
+    votes = vote_frames(frames, probs, novelty=novelty)
+    assert votes.probs[0] == pytest.approx([0.8, 0.2])    # the mean of the three that vote
+    assert votes.novel.tolist() == [1, 2, 0]
+    assert votes.has_verdict.tolist() == [True, False, True]
+    assert 'unlike the training material' in votes.reason(1)
+    assert votes.probs[2] == pytest.approx([0.2, 0.8])
+    assert votes.agreement[0] == pytest.approx(1.0)       # the left-out tile disagrees, unseen
+
+
 def test_the_frame_table_gives_each_frame_its_status_and_its_own_row():
     # frame a: right; b: too few material tiles (no verdict); c: right but unusual (warned);
     # then a file that was never tiled
