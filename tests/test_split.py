@@ -82,7 +82,7 @@ def frame_numbers(part):
     return sorted(int(f.rsplit('__', 1)[1].split('.')[0]) for f in part)
 
 
-@pytest.mark.parametrize('frames, block', [(60, 5), (41, 4), (20, 5), (9, 3)])
+@pytest.mark.parametrize('frames, block', [(60, 5), (41, 4), (20, 5), (9, 3), (30, 2)])
 def test_a_blocked_split_keeps_runs_of_neighbouring_frames_in_one_split(frames, block):
     # named as the real frames are: neighbouring fields of view, numbered in order, with gaps
     numbers = [1159 + i + 3 * (i // 7) for i in range(frames)]
