@@ -73,7 +73,9 @@ SCOPE = {
          'tests/test_shifts.py::'
          'test_equalized_model_sees_the_same_crop_under_increasing_grey_level_changes',
          'tests/test_train_test.py::test_checkpoint_round_trip_keeps_weights_and_normalisation',
-         'tests/test_claims.py::test_normalisation_comes_from_the_training_split_only']),
+         'tests/test_claims.py::test_normalisation_comes_from_the_training_split_only',
+         'tests/test_pretrained.py::'
+         'test_the_pretrained_network_sees_equalized_crops_as_imagenet_images']),
 }
 
 
